@@ -1,0 +1,234 @@
+"""The ``feedbot`` command line (also ``python -m bot``).
+
+Exit codes: 0 done; 1 the work failed (source down, bad page); 2 bad usage or
+bad configuration — always with one clear line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.context import Context, open_context
+from bot.logs import configure_logging, redact
+from bot.settings import Settings, config_path, load_settings
+from feeds import render
+from feeds.errors import ConfigError, FeedbotError, SourceError
+from feeds.model import Page
+from feeds.parse import parse_page
+
+log = logging.getLogger("feedbot")
+LONDON = ZoneInfo("Europe/London")
+
+
+class UsageError(FeedbotError):
+    kind = "usage"
+
+
+def page_json(page: Page) -> dict[str, Any]:
+    """The ``feedbot parse`` document (SPEC: "feedbot parse output")."""
+    return {
+        "as_of": page.as_of.isoformat() if page.as_of else None,
+        "counters": [
+            {
+                "days": c.days,
+                "subject": c.subject,
+                "note": c.note,
+                "since": c.since.isoformat() if c.since else None,
+            }
+            for c in page.counters
+        ],
+        "entries": [
+            {
+                "id": e.id,
+                "title": e.title,
+                "published": e.published.isoformat() if e.published else None,
+                "summary": e.summary,
+                "url": e.url,
+                "featured": e.featured,
+            }
+            for e in page.entries
+        ],
+    }
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
+    profile = settings.feeds.source.profile
+    target: str = args.target
+    if target.startswith(("http://", "https://")):
+        from feeds.fetch import Fetcher
+
+        fetcher = Fetcher(settings.feeds.fetch)
+        try:
+            response = fetcher.get(target)
+        finally:
+            fetcher.close()
+        body, base, ctype = response.body, response.url, response.content_type
+    else:
+        path = Path(target)
+        try:
+            body = path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read {target}: {exc.strerror}") from None
+        base, ctype = settings.feeds.source.url, None
+    _print_json(page_json(parse_page(body, base, profile, ctype)))
+    return 0
+
+
+def cmd_poll(args: argparse.Namespace, ctx: Context) -> int:
+    outcome = ctx.pipeline.poll()
+    if args.json:
+        changes = outcome.changes
+        _print_json(
+            {
+                "result": outcome.result,
+                "error": str(outcome.error) if outcome.error else None,
+                "new": [s.id for s in changes.new] if changes else [],
+                "edited": [s.id for s in changes.edited] if changes else [],
+                "first_fill": bool(changes and changes.first_fill),
+                "articles_fetched": outcome.articles_fetched,
+                "feeds_written": outcome.feeds_written,
+            }
+        )
+    else:
+        print(outcome.summary())
+        if outcome.changes:
+            for s in outcome.changes.new:
+                print(f"  new: {s.published or '----------'}  {s.title}")
+            for s in outcome.changes.edited:
+                print(f"  edited: {s.title}")
+    if outcome.error:
+        print(f"feedbot: {outcome.error}", file=sys.stderr)
+    return 0 if outcome.ok else 1
+
+
+def cmd_feed(args: argparse.Namespace, ctx: Context) -> int:
+    items = ctx.store.statements(limit=ctx.settings.feeds.feeds.entries)
+    path = f"/feeds/statements.{args.format}"
+    renderers: dict[str, Callable[..., bytes]] = {
+        "atom": render.statements_atom,
+        "rss": render.statements_rss,
+        "json": render.statements_json,
+    }
+    sys.stdout.buffer.write(renderers[args.format](items, ctx.feed_ctx, path))
+    sys.stdout.flush()
+    return 0
+
+
+def london_date(now: dt.datetime | None = None) -> dt.date:
+    return (now or dt.datetime.now(dt.UTC)).astimezone(LONDON).date()
+
+
+def cmd_counters(args: argparse.Namespace, ctx: Context) -> int:
+    day = args.date or london_date()
+    counters = ctx.store.counters()
+    if not counters:
+        raise SourceError("no counters stored yet: run `feedbot poll` first")
+    if args.json:
+        _print_json(
+            [
+                {
+                    "days": c.days_on(day),
+                    "subject": c.subject,
+                    "note": c.note,
+                    "since": c.since.isoformat(),
+                    "date": day.isoformat(),
+                }
+                for c in counters
+            ]
+        )
+    else:
+        for c in counters:
+            print(render.counter_line(c, day))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, ctx: Context) -> int:
+    from bot.service import serve_forever
+
+    return serve_forever(ctx, with_scheduler=False)
+
+
+def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
+    from bot.service import serve_forever
+
+    return serve_forever(ctx, with_scheduler=True)
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:
+        # argparse prints the whole usage; SPEC asks for one clear line.
+        self.exit(2, f"feedbot: {message} (see feedbot --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="feedbot", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--config", help="settings file (else $FEEDBOT_CONFIG, else config/feedbot.toml)"
+    )
+    parser.add_argument("--json", action="store_true", help="print data as JSON")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("run", help="the service: polling, Telegram bot, HTTP server")
+    sub.add_parser("poll", help="one poll cycle now; prints what changed")
+    p = sub.add_parser("parse", help="read one page with the source profile and print it as JSON")
+    p.add_argument("target", metavar="PATH_OR_URL")
+    p = sub.add_parser("feed", help="print the current feed")
+    p.add_argument("--format", choices=["atom", "rss", "json"], default="atom")
+    p = sub.add_parser("counters", help="print the counters as of a day (default today, London)")
+    p.add_argument("--date", type=_date, metavar="YYYY-MM-DD")
+    sub.add_parser("serve", help="the HTTP server alone")
+    for name in ("run", "poll", "parse", "feed", "counters", "serve"):
+        sub.choices[name].add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    return parser
+
+
+COMMANDS_WITH_STORE: dict[str, Callable[[argparse.Namespace, Context], int]] = {
+    "poll": cmd_poll,
+    "feed": cmd_feed,
+    "counters": cmd_counters,
+    "serve": cmd_serve,
+    "run": cmd_run,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    token = os.environ.get("TELEGRAM_BOT_TOKEN", "")
+    secrets = (token,) if token else ()
+    try:
+        settings = load_settings(config_path(args.config, os.environ))
+        configure_logging(settings.log.level, settings.log.format, secrets)
+        if args.command == "parse":
+            return cmd_parse(args, settings)
+        ctx = open_context(settings)
+        try:
+            return COMMANDS_WITH_STORE[args.command](args, ctx)
+        finally:
+            ctx.close()
+    except (ConfigError, UsageError) as exc:
+        print(redact(f"feedbot: {exc}", secrets), file=sys.stderr)
+        return 2
+    except FeedbotError as exc:
+        print(redact(f"feedbot: {exc}", secrets), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,94 @@
+"""All settings of one feedbot process: the source side's plus Telegram and logging."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from feeds.config import FeedsConfig, Section, load_feeds_config, read_toml
+from feeds.errors import ConfigError
+
+DEFAULT_CONFIG = Path("config/feedbot.toml")
+DEFAULT_API_URL = "https://api.telegram.org/bot"
+
+
+def _chat_ids(value: object) -> tuple[int, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError(value)
+    return tuple(int(str(item).strip()) for item in items if str(item).strip())
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    token: str | None = field(default=None, repr=False)
+    api_url: str = DEFAULT_API_URL
+    admin_chat_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = "INFO"
+    format: str = "text"
+
+
+@dataclass(frozen=True)
+class Settings:
+    feeds: FeedsConfig
+    telegram: TelegramSettings
+    log: LogSettings
+
+
+def config_path(cli_value: str | None, env: Mapping[str, str]) -> Path:
+    return Path(cli_value or env.get("FEEDBOT_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    doc = read_toml(path)
+    feeds = load_feeds_config(doc, path, env)
+    tg = Section(doc, "telegram", env)
+    token = env.get("TELEGRAM_BOT_TOKEN", "").strip() or None
+    if token is not None and (":" not in token or " " in token):
+        raise ConfigError(
+            "TELEGRAM_BOT_TOKEN (environment): not a bot token (expected 123456:ABC…)"
+        )
+    if "token" in tg.table:
+        raise ConfigError("telegram.token: keep the bot token out of files; set TELEGRAM_BOT_TOKEN")
+    telegram = TelegramSettings(
+        token=token,
+        api_url=tg.get(
+            "api_url",
+            str,
+            DEFAULT_API_URL,
+            env="TELEGRAM_API_URL",
+            check=lambda v: (
+                None if v.startswith(("http://", "https://")) else "must be an http(s) URL"
+            ),
+        ),
+        admin_chat_ids=tg.get("admin_chat_ids", _chat_ids, (), env="FEEDBOT_ADMIN_CHAT_IDS"),
+    )
+    lg = Section(doc, "log", env)
+    log = LogSettings(
+        level=lg.get(
+            "level",
+            str.upper,
+            "INFO",
+            env="FEEDBOT_LOG_LEVEL",
+            check=lambda v: (
+                None
+                if v in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+                else "must be DEBUG, INFO, WARNING, ERROR or CRITICAL"
+            ),
+        ),
+        format=lg.get(
+            "format",
+            str.lower,
+            "text",
+            env="FEEDBOT_LOG_FORMAT",
+            check=lambda v: None if v in ("text", "json") else "must be text or json",
+        ),
+    )
+    return Settings(feeds=feeds, telegram=telegram, log=log)

@@ -1,0 +1,220 @@
+"""The HTTP server: feeds (with ETag, Last-Modified and 304s), pages, health, metrics.
+
+Feed documents are served from the files the pipeline publishes, held in
+memory and re-read only when a file's stat changes, so a feed request costs a
+``stat`` and a dictionary lookup. A gzip copy is kept beside each body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email.utils
+import gzip
+import hashlib
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from bot.context import Context
+from feeds import render
+
+LONDON = ZoneInfo("Europe/London")
+VERSION = "0.1.0"
+CONTENT_TYPES = {
+    ".atom": "application/atom+xml; charset=utf-8",
+    ".rss": "application/rss+xml; charset=utf-8",
+    ".json": "application/feed+json; charset=utf-8",
+}
+_FEED_NAME = re.compile(r"^(?:archive/)?[a-z0-9][a-z0-9.-]*\.(?:atom|rss|json)$")
+
+HealthExtra = Callable[[], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class FeedFile:
+    key: tuple[int, int, int]
+    body: bytes
+    gzipped: bytes
+    etag: str
+    last_modified: str
+    mtime: float
+    content_type: str
+
+
+class FeedFiles:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._cache: dict[str, FeedFile] = {}
+
+    def get(self, name: str) -> FeedFile | None:
+        if not _FEED_NAME.match(name) or ".." in name:
+            return None
+        path = self.folder / name
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        cached = self._cache.get(name)
+        if cached is not None and cached.key == key:
+            return cached
+        body = path.read_bytes()
+        cached = FeedFile(
+            key=key,
+            body=body,
+            gzipped=gzip.compress(body, compresslevel=6, mtime=0),
+            etag='"' + hashlib.sha256(body).hexdigest()[:24] + '"',
+            last_modified=email.utils.formatdate(st.st_mtime, usegmt=True),
+            mtime=int(st.st_mtime),
+            content_type=CONTENT_TYPES[path.suffix],
+        )
+        self._cache[name] = cached
+        return cached
+
+
+def not_modified(request: web.Request, etag: str, mtime: float) -> bool:
+    """RFC 9110: If-None-Match decides when present; else If-Modified-Since."""
+    inm = request.headers.get("If-None-Match")
+    if inm is not None:
+        tags = {t.strip().removeprefix("W/") for t in inm.split(",")}
+        return "*" in tags or etag in tags or f'{etag[:-1]}-gz"' in tags
+    ims = request.headers.get("If-Modified-Since")
+    if ims:
+        try:
+            since = email.utils.parsedate_to_datetime(ims).timestamp()
+        except (TypeError, ValueError, IndexError):
+            return False
+        return mtime <= since
+    return False
+
+
+class WebApp:
+    def __init__(self, ctx: Context, health_extra: HealthExtra | None = None) -> None:
+        self.ctx = ctx
+        self.files = FeedFiles(ctx.settings.feeds.feeds.folder)
+        self.health_extra = health_extra
+        self.started = time.time()
+        self.max_age = min(ctx.settings.feeds.source.poll_seconds, 300)
+        self.templates = jinja2.Environment(
+            loader=jinja2.PackageLoader("bot", "templates"),
+            autoescape=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.bot_username: str | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/", self.index)
+        app.router.add_get("/feeds/{name:.+}", self.feed)
+        app.router.add_get("/statements/{seq:\\d+}", self.statement)
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/metrics", self.metrics)
+        return app
+
+    async def feed(self, request: web.Request) -> web.StreamResponse:
+        f = self.files.get(request.match_info["name"])
+        if f is None:
+            raise web.HTTPNotFound(text="no such feed (has the first poll finished?)\n")
+        gz = "gzip" in request.headers.get("Accept-Encoding", "")
+        headers = {
+            # The gzip copy is a different representation, so it has its own tag.
+            "ETag": f'{f.etag[:-1]}-gz"' if gz else f.etag,
+            "Last-Modified": f.last_modified,
+            "Cache-Control": f"public, max-age={self.max_age}",
+            "Vary": "Accept-Encoding",
+        }
+        if not_modified(request, f.etag, f.mtime):
+            return web.Response(status=304, headers=headers)
+        headers["Content-Type"] = f.content_type
+        if gz:
+            headers["Content-Encoding"] = "gzip"
+        return web.Response(body=f.gzipped if gz else f.body, headers=headers)
+
+    def _status(self) -> dict[str, Any]:
+        store = self.ctx.store
+        state = store.source_state(self.ctx.settings.feeds.source.url)
+        last = store.last_poll()
+        now = time.time()
+        reference = state.last_success_at.timestamp() if state.last_success_at else self.started
+        limit = self.ctx.settings.feeds.http.unhealthy_after_seconds
+        healthy = now - reference <= limit
+        doc: dict[str, Any] = {
+            "status": "ok" if healthy else "failing",
+            "version": VERSION,
+            "source": self.ctx.settings.feeds.source.url,
+            "last_poll": None
+            if last is None
+            else {
+                "started_at": last.started_at.isoformat(),
+                "finished_at": last.finished_at.isoformat(),
+                "result": last.result,
+                "error": last.error,
+                "new_statements": last.new_statements,
+            },
+            "last_success_at": state.last_success_at.isoformat() if state.last_success_at else None,
+            "consecutive_failures": state.consecutive_failures,
+            "statements": store.count_statements(),
+            "subscribers": 0,
+        }
+        if self.health_extra is not None:
+            doc.update(self.health_extra())
+        return doc
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        doc = await asyncio.to_thread(self._status)
+        return web.json_response(doc, status=200 if doc["status"] == "ok" else 503)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    def _index_context(self) -> dict[str, Any]:
+        store = self.ctx.store
+        today = dt.datetime.now(LONDON).date()
+        counters = store.counters()
+        return {
+            "title": self.ctx.settings.feeds.feeds.title,
+            "subtitle": self.ctx.settings.feeds.feeds.subtitle,
+            "source_url": self.ctx.settings.feeds.source.url,
+            "statements": store.statements(limit=30),
+            "counters": [
+                {"days": c.days_on(today), "subject": c.subject, "note": c.note, "since": c.since}
+                for c in counters
+            ],
+            "today": today,
+            "status": self._status(),
+            "bot_username": self.bot_username,
+            "feeds": [
+                ("Atom", "/feeds/statements.atom", "application/atom+xml"),
+                ("RSS", "/feeds/statements.rss", "application/rss+xml"),
+                ("JSON Feed", "/feeds/statements.json", "application/feed+json"),
+                ("Counters (Atom)", "/feeds/counters.atom", "application/atom+xml"),
+            ],
+            "render": render,
+        }
+
+    async def index(self, request: web.Request) -> web.Response:
+        context = await asyncio.to_thread(self._index_context)
+        body = self.templates.get_template("index.html").render(**context)
+        return web.Response(text=body, content_type="text/html", charset="utf-8")
+
+    async def statement(self, request: web.Request) -> web.Response:
+        seq = int(request.match_info["seq"])
+        found = await asyncio.to_thread(self.ctx.store.statement_by_seq, seq)
+        if found is None:
+            raise web.HTTPNotFound(text="no such statement\n")
+        versions = await asyncio.to_thread(self.ctx.store.versions, found.id)
+        body = self.templates.get_template("statement.html").render(
+            title=self.ctx.settings.feeds.feeds.title, s=found, versions=versions, render=render
+        )
+        return web.Response(text=body, content_type="text/html", charset="utf-8")

@@ -1,0 +1,243 @@
+"""Typed settings of the source side, read once at start-up from the TOML file
+and the environment (which wins). A bad value raises ConfigError naming the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
+
+from feeds.errors import ConfigError
+from feeds.profile import SourceProfile, load_profile
+
+T = TypeVar("T")
+DEFAULT_DATABASE_URL = "sqlite:///data/feedbot.sqlite3"
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    user_agent: str = "feedbot/0.1 (+statement feeds; polite polling)"
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    deadline: float = 60.0  # whole response, however slowly it drips
+    max_bytes: int = 5_000_000  # after decompression
+    retries: int = 2
+    max_retry_after: float = 120.0  # longer waits are left to the poll back-off
+    max_redirects: int = 5
+    article_delay: float = 1.0
+    articles_per_poll: int = 10
+    article_attempts: int = 5
+    allow_private_addresses: bool = False
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    url: str
+    profile: SourceProfile
+    profile_path: Path
+    poll_seconds: int = 300
+    backoff_max_seconds: int = 3600
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    folder: Path = Path("data/feeds")
+    public_url: str = "http://localhost:8080"
+    title: str = "Statements"
+    subtitle: str = ""
+    author: str = "feedbot"
+    entries: int = 50  # per feed document; older ones go to archive documents
+    counter_days: int = 30
+    websub_hub: str | None = None
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    host: str = "0.0.0.0"  # noqa: S104 - a service meant to be reached
+    port: int = 8080
+    unhealthy_after_seconds: int = 3600
+
+
+@dataclass(frozen=True)
+class FeedsConfig:
+    source: SourceSettings
+    fetch: FetchSettings
+    feeds: FeedSettings
+    http: HttpSettings
+    database_url: str
+    path: Path
+
+
+class Section:
+    """Reads one TOML table, with environment overrides and checks per key."""
+
+    def __init__(self, doc: Mapping[str, Any], name: str, env: Mapping[str, str]) -> None:
+        table = doc.get(name, {})
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"[{name}]: must be a table")
+        self.table = table
+        self.name = name
+        self.env = env
+
+    def get(
+        self,
+        key: str,
+        kind: Callable[[Any], T],
+        default: T,
+        env: str | None = None,
+        check: Callable[[T], str | None] | None = None,
+    ) -> T:
+        where = f"{env} (environment)" if env and self.env.get(env) else f"{self.name}.{key}"
+        raw: Any = self.env[env] if env and self.env.get(env) else self.table.get(key, default)
+        try:
+            value = _convert(raw, kind)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: {raw!r} is not a valid {_kind_name(kind)}") from None
+        problem = check(value) if check else None
+        if problem:
+            raise ConfigError(f"{where}: {problem}")
+        return value
+
+
+def _kind_name(kind: Callable[[Any], Any]) -> str:
+    names: dict[Any, str] = {
+        int: "whole number",
+        float: "number",
+        bool: "true/false",
+        str: "string",
+    }
+    return names.get(kind) or str(getattr(kind, "__name__", "value"))
+
+
+def _convert(raw: Any, kind: Callable[[Any], T]) -> T:
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw  # type: ignore[return-value]
+        if isinstance(raw, str) and raw.lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        ):
+            return raw.lower() in ("1", "true", "yes", "on")  # type: ignore[return-value]
+        raise ValueError(raw)
+    if kind is int and isinstance(raw, float | bool):
+        raise ValueError(raw)
+    if kind in (int, float) and isinstance(raw, str):
+        raw = raw.strip()
+    return cast(T, kind(raw))
+
+
+def at_least(minimum: float) -> Callable[[float], str | None]:
+    return lambda v: None if v >= minimum else f"must be at least {minimum:g}"
+
+
+def http_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return "must be an http:// or https:// URL"
+    return None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def load_feeds_config(doc: Mapping[str, Any], path: Path, env: Mapping[str, str]) -> FeedsConfig:
+    src = Section(doc, "source", env)
+    profile_name = src.get("profile", str, "sources/embassy-uk.toml")
+    profile_path = (path.parent / profile_name).resolve()
+    try:
+        profile = load_profile(read_toml(profile_path), where=f"profile {profile_path.name}")
+    except ConfigError as exc:
+        raise ConfigError(f"source.profile: {exc}") from None
+    source = SourceSettings(
+        url=src.get("url", str, "", env="FEEDBOT_SOURCE_URL", check=http_url),
+        profile=profile,
+        profile_path=profile_path,
+        poll_seconds=src.get(
+            "poll_seconds", int, 300, env="FEEDBOT_POLL_SECONDS", check=at_least(1)
+        ),
+        backoff_max_seconds=src.get("backoff_max_seconds", int, 3600, check=at_least(1)),
+    )
+    f = Section(doc, "fetch", env)
+    d = FetchSettings()
+    fetch = FetchSettings(
+        user_agent=f.get(
+            "user_agent", str, d.user_agent, check=lambda v: None if v else "is empty"
+        ),
+        connect_timeout=f.get("connect_timeout", float, d.connect_timeout, check=at_least(0.1)),
+        read_timeout=f.get("read_timeout", float, d.read_timeout, check=at_least(0.1)),
+        deadline=f.get("deadline", float, d.deadline, check=at_least(0.1)),
+        max_bytes=f.get("max_bytes", int, d.max_bytes, check=at_least(1024)),
+        retries=f.get("retries", int, d.retries, check=at_least(0)),
+        max_retry_after=f.get("max_retry_after", float, d.max_retry_after, check=at_least(0)),
+        max_redirects=f.get("max_redirects", int, d.max_redirects, check=at_least(0)),
+        article_delay=f.get("article_delay", float, d.article_delay, check=at_least(0)),
+        articles_per_poll=f.get("articles_per_poll", int, d.articles_per_poll, check=at_least(0)),
+        article_attempts=f.get("article_attempts", int, d.article_attempts, check=at_least(1)),
+        allow_private_addresses=f.get(
+            "allow_private_addresses",
+            bool,
+            d.allow_private_addresses,
+            env="FEEDBOT_ALLOW_PRIVATE_ADDRESSES",
+        ),
+    )
+    fd = Section(doc, "feeds", env)
+    dfeeds = FeedSettings()
+    hub = fd.get("websub_hub", str, "", env="FEEDBOT_WEBSUB_HUB")
+    feeds = FeedSettings(
+        folder=Path(fd.get("folder", str, str(dfeeds.folder), env="FEEDBOT_FEEDS_DIR")),
+        public_url=fd.get(
+            "public_url", str, dfeeds.public_url, env="FEEDBOT_PUBLIC_URL", check=http_url
+        ).rstrip("/"),
+        title=fd.get("title", str, dfeeds.title),
+        subtitle=fd.get("subtitle", str, dfeeds.subtitle),
+        author=fd.get("author", str, dfeeds.author),
+        entries=fd.get("entries", int, dfeeds.entries, check=at_least(1)),
+        counter_days=fd.get("counter_days", int, dfeeds.counter_days, check=at_least(1)),
+        websub_hub=hub or None,
+    )
+    h = Section(doc, "http", env)
+    http = HttpSettings(
+        host=h.get("host", str, HttpSettings.host, env="FEEDBOT_HOST"),
+        port=h.get(
+            "port",
+            int,
+            HttpSettings.port,
+            env="PORT",
+            check=lambda v: None if 0 <= v <= 65535 else "must be a port number (0-65535)",
+        ),
+        unhealthy_after_seconds=h.get(
+            "unhealthy_after_seconds", int, HttpSettings.unhealthy_after_seconds, check=at_least(1)
+        ),
+    )
+    db = Section(doc, "database", env)
+    database_url = db.get(
+        "url",
+        str,
+        DEFAULT_DATABASE_URL,
+        env="DATABASE_URL",
+        check=lambda v: (
+            None
+            if v.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:"))
+            else "must be a sqlite:/// or postgresql:// URL"
+        ),
+    )
+    return FeedsConfig(
+        source=source, fetch=fetch, feeds=feeds, http=http, database_url=database_url, path=path
+    )

@@ -1,0 +1,267 @@
+"""The poll cycle, and the only module that knows its order:
+
+fetch → not modified? → parse → store (new statements, edits, counters) →
+full text of new statements → render and publish feeds → record the poll.
+
+A failure at any step before the store leaves the store and the feeds as they
+were; the failure is recorded, counted, and feeds the back-off.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import Connection
+
+from feeds import metrics
+from feeds.backoff import next_delay
+from feeds.config import FeedsConfig
+from feeds.errors import FeedbotError, SourceError, SourceHTTPError, error_label
+from feeds.fetch import Fetcher
+from feeds.model import Page
+from feeds.parse import parse_article, parse_page
+from feeds.publish import FeedBuilder, publish
+from feeds.render import FeedContext
+from feeds.store import Changes, PollRecord, Store, london_today
+
+log = logging.getLogger(__name__)
+
+# Called inside the transaction that stores a page's changes, so whatever the
+# Telegram side enqueues commits (or rolls back) together with the statements.
+ChangesHook = Callable[[Connection, Changes], None]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class PollOutcome:
+    result: str  # ok | not_modified | failed
+    changes: Changes | None = None
+    error: FeedbotError | None = None
+    articles_fetched: int = 0
+    feeds_written: list[str] = field(default_factory=list)
+    page: Page | None = None
+    consecutive_failures: int = 0
+    next_delay: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.result != "failed"
+
+    def summary(self) -> str:
+        if self.result == "failed":
+            return f"poll failed ({error_label(self.error or FeedbotError())}): {self.error}"
+        if self.result == "not_modified":
+            fetched = (
+                f"; {self.articles_fetched} full texts fetched" if self.articles_fetched else ""
+            )
+            return f"source not modified{fetched}"
+        assert self.changes is not None
+        c = self.changes
+        parts = [
+            f"{len(self.page.entries) if self.page else 0} statements on the page",
+            f"{len(c.new)} new"
+            + (" (first fill: nobody notified)" if c.first_fill and c.new else ""),
+            f"{len(c.edited)} edited",
+            f"{len(self.page.counters) if self.page else 0} counters",
+        ]
+        if self.articles_fetched:
+            parts.append(f"{self.articles_fetched} full texts fetched")
+        if self.feeds_written:
+            parts.append(f"feeds written: {', '.join(self.feeds_written)}")
+        return "; ".join(parts)
+
+
+def feed_context(config: FeedsConfig) -> FeedContext:
+    f = config.feeds
+    return FeedContext(
+        public_url=f.public_url,
+        source_url=config.source.url,
+        title=f.title,
+        subtitle=f.subtitle,
+        author=f.author,
+        hub=f.websub_hub,
+    )
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: FeedsConfig,
+        store: Store,
+        fetcher: Fetcher | None = None,
+        clock: Callable[[], dt.datetime] = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+        on_changes: ChangesHook | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.fetcher = fetcher or Fetcher(config.fetch)
+        self.clock = clock
+        self.sleep = sleep
+        self.on_changes = on_changes
+        self.builder = FeedBuilder(
+            store, feed_context(config), config.feeds.entries, config.feeds.counter_days
+        )
+        self._published_day: dt.date | None = None
+
+    @property
+    def source_url(self) -> str:
+        return self.config.source.url
+
+    def article_hosts(self) -> list[str]:
+        host = urlsplit(self.source_url).hostname or ""
+        return [host, *self.config.source.profile.allowed_hosts]
+
+    def poll(self) -> PollOutcome:
+        started = self.clock()
+        tick = time.monotonic()
+        state = self.store.source_state(self.source_url)
+        try:
+            response = self.fetcher.get(self.source_url, state.etag, state.last_modified)
+            metrics.FETCH_SECONDS.observe(response.elapsed)
+            page = None
+            if not response.not_modified:
+                page = parse_page(
+                    response.body, response.url, self.config.source.profile, response.content_type
+                )
+        except SourceError as exc:
+            return self._failed(exc, started, tick)
+
+        outcome = PollOutcome(result="not_modified" if page is None else "ok", page=page)
+        with self.store.begin() as conn:
+            if page is not None:
+                outcome.changes = self.store.apply_page(page, started, conn)
+                if self.on_changes is not None:
+                    self.on_changes(conn, outcome.changes)
+            self.store.save_source_state(
+                replace(
+                    state,
+                    etag=response.etag if page is not None else state.etag or response.etag,
+                    last_modified=response.last_modified
+                    if page is not None
+                    else state.last_modified or response.last_modified,
+                    consecutive_failures=0,
+                    last_success_at=started,
+                    retry_after_until=None,
+                ),
+                conn,
+            )
+        outcome.articles_fetched = self.fetch_articles()
+        changed = bool(
+            outcome.changes
+            and (outcome.changes.new or outcome.changes.edited or outcome.changes.new_counters)
+        )
+        if changed or outcome.articles_fetched or self._published_day != london_today(started):
+            outcome.feeds_written = self.publish(started)
+        self._record(outcome, started, tick)
+        outcome.next_delay = next_delay(
+            0, self.config.source.poll_seconds, self.config.source.backoff_max_seconds
+        )
+        return outcome
+
+    def publish(self, now: dt.datetime | None = None) -> list[str]:
+        today = london_today(now or self.clock())
+        written = publish(self.config.feeds.folder, self.builder, today)
+        self._published_day = today
+        metrics.FEEDS_WRITTEN.inc(len(written))
+        metrics.STATEMENTS_STORED.set(self.store.count_statements())
+        return written
+
+    def fetch_articles(self) -> int:
+        """Full text for statements that lack it, politely and within the per-poll cap."""
+        fs = self.config.fetch
+        due = self.store.articles_due(fs.articles_per_poll, fs.article_attempts)
+        fetched = 0
+        hosts = self.article_hosts()
+        for statement in due:
+            assert statement.url is not None
+            if fs.article_delay:
+                self.sleep(fs.article_delay)
+            try:
+                response = self.fetcher.get(statement.url, allowed_hosts=hosts)
+                article = parse_article(
+                    response.body, response.url, self.config.source.profile, response.content_type
+                )
+            except SourceError as exc:
+                log.warning("full text of %s not fetched: %s", statement.url, exc)
+                self.store.article_failed(statement.id, str(exc), self.clock())
+                metrics.ARTICLES.labels(error_label(exc)).inc()
+                continue
+            self.store.save_article(statement.id, article, self.clock())
+            metrics.ARTICLES.labels("ok").inc()
+            fetched += 1
+        return fetched
+
+    def _failed(self, exc: SourceError, started: dt.datetime, tick: float) -> PollOutcome:
+        state = self.store.source_state(self.source_url)
+        failures = state.consecutive_failures + 1
+        retry_after = exc.retry_after if isinstance(exc, SourceHTTPError) else None
+        delay = next_delay(
+            failures,
+            self.config.source.poll_seconds,
+            self.config.source.backoff_max_seconds,
+            retry_after,
+        )
+        outcome = PollOutcome(
+            result="failed", error=exc, consecutive_failures=failures, next_delay=delay
+        )
+        with self.store.begin() as conn:
+            self.store.save_source_state(
+                replace(
+                    state,
+                    consecutive_failures=failures,
+                    last_failure_at=started,
+                    retry_after_until=started + dt.timedelta(seconds=retry_after)
+                    if retry_after
+                    else None,
+                ),
+                conn,
+            )
+            self._record(outcome, started, tick, conn)
+        log.warning(
+            "poll of %s failed (%s, %d in a row; next try in %.0fs): %s",
+            self.source_url,
+            error_label(exc),
+            failures,
+            delay,
+            exc,
+        )
+        metrics.POLL_ERRORS.labels(error_label(exc)).inc()
+        return outcome
+
+    def _record(
+        self,
+        outcome: PollOutcome,
+        started: dt.datetime,
+        tick: float,
+        conn: Connection | None = None,
+    ) -> None:
+        changes = outcome.changes
+        self.store.record_poll(
+            PollRecord(
+                started_at=started,
+                finished_at=self.clock(),
+                result=outcome.result,
+                error_kind=error_label(outcome.error) if outcome.error else None,
+                error=str(outcome.error)[:1000] if outcome.error else None,
+                entries_on_page=len(outcome.page.entries) if outcome.page else 0,
+                new_statements=len(changes.new) if changes else 0,
+                edited_statements=len(changes.edited) if changes else 0,
+                articles_fetched=outcome.articles_fetched,
+                duration_ms=int((time.monotonic() - tick) * 1000),
+            ),
+            conn,
+        )
+        metrics.POLLS.labels(outcome.result).inc()
+        metrics.CONSECUTIVE_FAILURES.set(outcome.consecutive_failures)
+        if changes:
+            metrics.NEW_STATEMENTS.inc(len(changes.new))
+            metrics.EDITED_STATEMENTS.inc(len(changes.edited))

@@ -1,0 +1,206 @@
+"""Source profiles: how to read one site's pages, kept in config, never in code.
+
+A profile is a TOML table (``config/sources/<name>.toml``) of CSS selectors,
+date formats and regular expressions. Loading compiles every selector and
+pattern up front, so a typo stops start-up with the key that is wrong instead
+of failing at the first poll.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+from lxml.cssselect import CSSSelector, SelectorSyntaxError
+
+from feeds.errors import ConfigError
+
+# lxml ships no type information: a compiled CSSSelector, or None when not configured.
+Selector: TypeAlias = Any
+
+
+@dataclass(frozen=True)
+class ListProfile:
+    item: CSSSelector
+    title: CSSSelector
+    link: Selector
+    date: Selector
+    lead: Selector
+
+
+@dataclass(frozen=True)
+class FeaturedProfile:
+    block: CSSSelector
+    title: CSSSelector
+    link: Selector
+    date: Selector
+    text: Selector
+
+
+@dataclass(frozen=True)
+class ArticleProfile:
+    title: Selector
+    date: Selector
+    text: CSSSelector
+
+
+@dataclass(frozen=True)
+class TextProfile:
+    """How to read a plain-text capture of the page (no markup, no links)."""
+
+    entry: re.Pattern[str]  # a dated statement's first line: groups ``date`` and ``title``
+    end: re.Pattern[str] | None  # the line after the last statement
+    featured: bool  # the block between the counters and the first entry is a statement
+
+
+@dataclass(frozen=True)
+class SourceProfile:
+    name: str
+    date_formats: tuple[str, ...]
+    counter_pattern: re.Pattern[str]
+    list: ListProfile
+    article: ArticleProfile
+    text: TextProfile
+    counters: Selector = None
+    as_of: Selector = None
+    as_of_formats: tuple[str, ...] = ()
+    featured: FeaturedProfile | None = None
+    archive_url: str | None = None
+    archive_list: ListProfile | None = None
+    next_page: Selector = None
+    allowed_hosts: tuple[str, ...] = ()
+    summary_chars: int = 500
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+def _table(data: Mapping[str, Any], key: str, where: str, required: bool = True) -> dict[str, Any]:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise ConfigError(f"{where}.{key}: missing table")
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}.{key}: must be a table")
+    return dict(value)
+
+
+def _css(data: Mapping[str, Any], key: str, where: str, required: bool = False) -> Selector:
+    value = data.get(key)
+    if value in (None, ""):
+        if required:
+            raise ConfigError(f"{where}.{key}: a CSS selector is required")
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}.{key}: must be a CSS selector string")
+    try:
+        selector: Selector = CSSSelector(value)
+        return selector
+    except (SelectorSyntaxError, ValueError, SyntaxError) as exc:
+        raise ConfigError(f"{where}.{key}: invalid CSS selector {value!r}: {exc}") from None
+
+
+def _required_css(data: Mapping[str, Any], key: str, where: str) -> CSSSelector:
+    selector = _css(data, key, where, required=True)
+    assert selector is not None
+    return selector
+
+
+def _regex(
+    data: Mapping[str, Any], key: str, where: str, groups: tuple[str, ...]
+) -> re.Pattern[str]:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}.{key}: a regular expression is required")
+    try:
+        pattern = re.compile(value, re.IGNORECASE)
+    except re.error as exc:
+        raise ConfigError(f"{where}.{key}: invalid regular expression: {exc}") from None
+    missing = [g for g in groups if g not in pattern.groupindex]
+    if missing:
+        raise ConfigError(f"{where}.{key}: the pattern needs named groups {', '.join(missing)}")
+    return pattern
+
+
+def _strings(data: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = data.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}.{key}: must be a list of strings")
+    return tuple(value)
+
+
+def _list_profile(table: Mapping[str, Any], where: str) -> ListProfile:
+    return ListProfile(
+        item=_required_css(table, "item", where),
+        title=_required_css(table, "title", where),
+        link=_css(table, "link", where),
+        date=_css(table, "date", where),
+        lead=_css(table, "lead", where),
+    )
+
+
+def load_profile(data: Mapping[str, Any], where: str = "profile") -> SourceProfile:
+    """Build and check a profile from its TOML table; raises ConfigError naming the key."""
+    date_formats = _strings(data, "date_formats", where)
+    if not date_formats:
+        raise ConfigError(f"{where}.date_formats: at least one strptime format is required")
+
+    counters = _table(data, "counters", where, required=False)
+    as_of = _table(data, "as_of", where, required=False)
+    featured_t = _table(data, "featured", where, required=False)
+    archive = _table(data, "archive", where, required=False)
+    text = _table(data, "text", where)
+
+    featured = None
+    if featured_t:
+        w = f"{where}.featured"
+        featured = FeaturedProfile(
+            block=_required_css(featured_t, "block", w),
+            title=_required_css(featured_t, "title", w),
+            link=_css(featured_t, "link", w),
+            date=_css(featured_t, "date", w),
+            text=_css(featured_t, "text", w),
+        )
+    article_t = _table(data, "article", where)
+    article = ArticleProfile(
+        title=_css(article_t, "title", f"{where}.article"),
+        date=_css(article_t, "date", f"{where}.article"),
+        text=_required_css(article_t, "text", f"{where}.article"),
+    )
+    end = text.get("end")
+    summary_chars = data.get("summary_chars", 500)
+    if not isinstance(summary_chars, int) or summary_chars < 40:
+        raise ConfigError(f"{where}.summary_chars: must be a whole number of at least 40")
+    archive_list = None
+    if "item" in archive:
+        archive_list = _list_profile(archive, f"{where}.archive")
+    return SourceProfile(
+        name=str(data.get("name", "unnamed")),
+        date_formats=date_formats,
+        counter_pattern=_regex(
+            counters or {"pattern": r"(?P<days>\d+) days since (?P<subject>.+)"},
+            "pattern",
+            f"{where}.counters",
+            ("days", "subject"),
+        ),
+        counters=_css(counters, "selector", f"{where}.counters"),
+        as_of=_css(as_of, "selector", f"{where}.as_of"),
+        as_of_formats=_strings(as_of, "formats", f"{where}.as_of"),
+        list=_list_profile(_table(data, "list", where), f"{where}.list"),
+        featured=featured,
+        article=article,
+        text=TextProfile(
+            entry=_regex(text, "entry", f"{where}.text", ("date", "title")),
+            end=re.compile(end, re.IGNORECASE) if isinstance(end, str) and end else None,
+            featured=bool(text.get("featured", False)),
+        ),
+        archive_url=archive.get("url") or None,
+        archive_list=archive_list,
+        next_page=_css(archive, "next", f"{where}.archive"),
+        allowed_hosts=_strings(data, "allowed_hosts", where),
+        summary_chars=summary_chars,
+        raw=data,
+    )

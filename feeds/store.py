@@ -1,0 +1,498 @@
+"""The store: the only module of the source side that speaks SQL.
+
+SQLite (a file under ``data/``, WAL mode) by default, PostgreSQL when the
+database URL says so. The schema is versioned with Alembic; ``migrate()``
+brings any older database up to date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy.engine import Connection, Engine
+
+from feeds.model import Article, Page
+from feeds.schema import (
+    archive_progress,
+    counters,
+    polls,
+    source_state,
+    statement_versions,
+    statements,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Statement:
+    seq: int
+    id: str
+    url: str | None
+    title: str
+    summary: str
+    content: str | None
+    published: dt.date | None
+    featured: bool
+    first_seen: dt.datetime
+    last_seen: dt.datetime
+    edited_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class Version:
+    seen_at: dt.datetime
+    title: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class StoredCounter:
+    key: str
+    subject: str
+    note: str | None
+    since: dt.date
+    page_days: int
+    page_as_of: dt.date
+    active: bool
+    first_seen: dt.datetime
+
+    def days_on(self, day: dt.date) -> int:
+        return (day - self.since).days
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What one page added to the store: the delivery side consumes exactly this."""
+
+    new: list[Statement]
+    edited: list[Statement]
+    new_counters: list[StoredCounter]
+    first_fill: bool  # the store was empty: record the page, push it to nobody
+
+
+@dataclass(frozen=True)
+class SourceState:
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    consecutive_failures: int = 0
+    last_success_at: dt.datetime | None = None
+    last_failure_at: dt.datetime | None = None
+    retry_after_until: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class PollRecord:
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    result: str  # ok | not_modified | failed
+    error_kind: str | None = None
+    error: str | None = None
+    entries_on_page: int = 0
+    new_statements: int = 0
+    edited_statements: int = 0
+    articles_fetched: int = 0
+    duration_ms: int = 0
+
+
+def normalise_database_url(url: str) -> str:
+    """``postgres://`` and ``postgresql://`` use psycopg 3, the driver we ship."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def create_engine(url: str) -> Engine:
+    url = normalise_database_url(url)
+    if url.startswith("sqlite"):
+        path = sa.engine.make_url(url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _statement(row: sa.Row[Any]) -> Statement:
+    m = row._mapping
+    return Statement(
+        seq=m["seq"],
+        id=m["id"],
+        url=m["url"],
+        title=m["title"],
+        summary=m["summary"],
+        content=m["content"],
+        published=m["published"],
+        featured=bool(m["featured"]),
+        first_seen=m["first_seen"],
+        last_seen=m["last_seen"],
+        edited_at=m["edited_at"],
+    )
+
+
+def _counter(row: sa.Row[Any]) -> StoredCounter:
+    m = row._mapping
+    return StoredCounter(
+        key=m["key"],
+        subject=m["subject"],
+        note=m["note"],
+        since=m["since"],
+        page_days=m["page_days"],
+        page_as_of=m["page_as_of"],
+        active=bool(m["active"]),
+        first_seen=m["first_seen"],
+    )
+
+
+def london_today(now: dt.datetime) -> dt.date:
+    from zoneinfo import ZoneInfo
+
+    return now.astimezone(ZoneInfo("Europe/London")).date()
+
+
+class Store:
+    def __init__(self, database_url: str, engine: Engine | None = None) -> None:
+        self.url = database_url
+        self.engine = engine or create_engine(database_url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the newest revision."""
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", "feeds:migrations")
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    # -- statements -------------------------------------------------------
+
+    def is_empty(self, conn: Connection | None = None) -> bool:
+        with self._conn(conn) as c:
+            return c.execute(sa.select(statements.c.seq).limit(1)).first() is None
+
+    def apply_page(
+        self, page: Page, seen_at: dt.datetime, conn: Connection | None = None
+    ) -> Changes:
+        """Store what the page shows. New ids are inserted once; a changed title or
+        lead is recorded as a new version; nothing missing from the page is deleted."""
+        with self._conn(conn) as c:
+            first_fill = self.is_empty(c)
+            ids = [e.id for e in page.entries]
+            existing: dict[str, Any] = {
+                row.id: row
+                for row in c.execute(sa.select(statements).where(statements.c.id.in_(ids)))
+            }
+            new_ids, edited_ids = [], []
+            # Oldest first, so that seq grows with newness within a page.
+            for entry in reversed(page.entries):
+                old = existing.get(entry.id)
+                if old is None:
+                    c.execute(
+                        statements.insert().values(
+                            id=entry.id,
+                            url=entry.url,
+                            title=entry.title,
+                            summary=entry.summary,
+                            content=entry.content,
+                            published=entry.published,
+                            sort_date=entry.published or london_today(seen_at),
+                            featured=entry.featured,
+                            first_seen=seen_at,
+                            last_seen=seen_at,
+                            content_attempts=0,
+                        )
+                    )
+                    c.execute(
+                        statement_versions.insert().values(
+                            statement_id=entry.id,
+                            seen_at=seen_at,
+                            title=entry.title,
+                            summary=entry.summary,
+                        )
+                    )
+                    existing[entry.id] = None  # a page listing one id twice inserts it once
+                    new_ids.append(entry.id)
+                    continue
+                values: dict[str, Any] = {"last_seen": seen_at, "featured": entry.featured}
+                if entry.published and old.published is None:
+                    values.update(published=entry.published, sort_date=entry.published)
+                if entry.content and not old.content:
+                    values["content"] = entry.content
+                # A featured block's summary is made by us from its text; only a
+                # change of the page's own title or lead is an edit.
+                changed = entry.title != old.title or (
+                    entry.summary != old.summary and not entry.featured and not old.featured
+                )
+                if changed:
+                    values.update(title=entry.title, summary=entry.summary, edited_at=seen_at)
+                    c.execute(
+                        statement_versions.insert().values(
+                            statement_id=entry.id,
+                            seen_at=seen_at,
+                            title=entry.title,
+                            summary=entry.summary,
+                        )
+                    )
+                    edited_ids.append(entry.id)
+                c.execute(statements.update().where(statements.c.id == entry.id).values(**values))
+            new_counters = self._apply_counters(c, page, seen_at)
+            return Changes(
+                new=self._by_ids(c, list(reversed(new_ids))),
+                edited=self._by_ids(c, edited_ids),
+                new_counters=new_counters,
+                first_fill=first_fill,
+            )
+
+    def _by_ids(self, c: Connection, ids: Sequence[str]) -> list[Statement]:
+        if not ids:
+            return []
+        rows = {
+            r.id: _statement(r)
+            for r in c.execute(sa.select(statements).where(statements.c.id.in_(ids)))
+        }
+        return [rows[i] for i in ids]
+
+    def statements(self, limit: int | None = None, offset: int = 0) -> list[Statement]:
+        """Newest first: published date (else day first seen), then page order."""
+        query = (
+            sa.select(statements)
+            .order_by(statements.c.sort_date.desc(), statements.c.seq.desc())
+            .offset(offset)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self._conn() as c:
+            return [_statement(r) for r in c.execute(query)]
+
+    def statements_oldest_first(self, limit: int, offset: int) -> list[Statement]:
+        """A stable slice for archive documents."""
+        query = (
+            sa.select(statements)
+            .order_by(statements.c.sort_date, statements.c.seq)
+            .offset(offset)
+            .limit(limit)
+        )
+        with self._conn() as c:
+            return [_statement(r) for r in c.execute(query)]
+
+    def statement(self, statement_id: str) -> Statement | None:
+        with self._conn() as c:
+            row = c.execute(sa.select(statements).where(statements.c.id == statement_id)).first()
+            return _statement(row) if row else None
+
+    def statement_by_seq(self, seq: int) -> Statement | None:
+        with self._conn() as c:
+            row = c.execute(sa.select(statements).where(statements.c.seq == seq)).first()
+            return _statement(row) if row else None
+
+    def versions(self, statement_id: str) -> list[Version]:
+        with self._conn() as c:
+            rows = c.execute(
+                sa.select(statement_versions)
+                .where(statement_versions.c.statement_id == statement_id)
+                .order_by(statement_versions.c.seq)
+            )
+            return [Version(r.seen_at, r.title, r.summary) for r in rows]
+
+    def count_statements(self) -> int:
+        with self._conn() as c:
+            return int(c.execute(sa.select(sa.func.count()).select_from(statements)).scalar_one())
+
+    def latest_change(self) -> dt.datetime | None:
+        """When the stored statements last changed (a new one or an edit)."""
+        with self._conn() as c:
+            row = c.execute(
+                sa.select(sa.func.max(statements.c.first_seen), sa.func.max(statements.c.edited_at))
+            ).one()
+            values = [v for v in row if v is not None]
+            return max(values) if values else None
+
+    def articles_due(self, limit: int, max_attempts: int) -> list[Statement]:
+        """Statements with a URL whose full text (or date) is still missing."""
+        query = (
+            sa.select(statements)
+            .where(
+                statements.c.url.is_not(None),
+                sa.or_(statements.c.content_fetched_at.is_(None), statements.c.published.is_(None)),
+                statements.c.content_attempts < max_attempts,
+            )
+            .order_by(statements.c.seq.desc())
+            .limit(limit)
+        )
+        with self._conn() as c:
+            return [_statement(r) for r in c.execute(query)]
+
+    def save_article(self, statement_id: str, article: Article, at: dt.datetime) -> None:
+        with self.begin() as c:
+            old = c.execute(sa.select(statements).where(statements.c.id == statement_id)).one()
+            values: dict[str, Any] = {
+                "content": article.content,
+                "content_fetched_at": at,
+                "content_error": None,
+                "content_attempts": old.content_attempts + 1,
+            }
+            if old.published is None and article.published is not None:
+                values.update(published=article.published, sort_date=article.published)
+            c.execute(statements.update().where(statements.c.id == statement_id).values(**values))
+
+    def article_failed(self, statement_id: str, error: str, at: dt.datetime) -> None:
+        with self.begin() as c:
+            c.execute(
+                statements.update()
+                .where(statements.c.id == statement_id)
+                .values(
+                    content_error=error[:500],
+                    content_attempts=statements.c.content_attempts + 1,
+                )
+            )
+
+    # -- counters ---------------------------------------------------------
+
+    def _apply_counters(
+        self, c: Connection, page: Page, seen_at: dt.datetime
+    ) -> list[StoredCounter]:
+        if not page.counters:
+            return []  # a page without counters says nothing about them
+        as_of = page.as_of or london_today(seen_at)
+        known = {r.key: r for r in c.execute(sa.select(counters))}
+        new_keys = []
+        c.execute(counters.update().values(active=False))
+        for position, counter in enumerate(page.counters):
+            since = counter.since or (as_of - dt.timedelta(days=counter.days))
+            values = {
+                "subject": counter.subject,
+                "note": counter.note,
+                "since": since,
+                "page_days": counter.days,
+                "page_as_of": as_of,
+                "position": position,
+                "active": True,
+                "last_seen": seen_at,
+            }
+            old = known.get(counter.key)
+            if old is None:
+                c.execute(counters.insert().values(key=counter.key, first_seen=seen_at, **values))
+                new_keys.append(counter.key)
+                continue
+            if old.since != since:
+                log.warning(
+                    "counter %r: the page says %d days on %s, %d by the stored start %s; "
+                    "taking the page's start date %s",
+                    counter.subject,
+                    counter.days,
+                    as_of,
+                    (as_of - old.since).days,
+                    old.since,
+                    since,
+                )
+            c.execute(counters.update().where(counters.c.key == counter.key).values(**values))
+        rows = c.execute(sa.select(counters).where(counters.c.key.in_(new_keys)))
+        return [_counter(r) for r in rows]
+
+    def counters(self, include_inactive: bool = False) -> list[StoredCounter]:
+        query = sa.select(counters).order_by(counters.c.active.desc(), counters.c.position)
+        if not include_inactive:
+            query = query.where(counters.c.active.is_(True))
+        with self._conn() as c:
+            return [_counter(r) for r in c.execute(query)]
+
+    # -- polls and source state ------------------------------------------
+
+    def source_state(self, url: str) -> SourceState:
+        with self._conn() as c:
+            row = c.execute(sa.select(source_state).where(source_state.c.url == url)).first()
+        if row is None:
+            return SourceState(url=url)
+        m = row._mapping
+        return SourceState(**{k: m[k] for k in SourceState.__dataclass_fields__})
+
+    def save_source_state(self, state: SourceState, conn: Connection | None = None) -> None:
+        values = {k: getattr(state, k) for k in SourceState.__dataclass_fields__}
+        with self._conn(conn) as c:
+            updated = c.execute(
+                source_state.update().where(source_state.c.url == state.url).values(**values)
+            )
+            if updated.rowcount == 0:
+                c.execute(source_state.insert().values(**values))
+
+    def record_poll(self, record: PollRecord, conn: Connection | None = None) -> None:
+        values = {k: getattr(record, k) for k in PollRecord.__dataclass_fields__}
+        with self._conn(conn) as c:
+            c.execute(polls.insert().values(**values))
+
+    def last_poll(self) -> PollRecord | None:
+        polls_ = self.recent_polls(1)
+        return polls_[0] if polls_ else None
+
+    def recent_polls(self, limit: int = 20) -> list[PollRecord]:
+        with self._conn() as c:
+            rows = c.execute(sa.select(polls).order_by(polls.c.id.desc()).limit(limit))
+            return [
+                PollRecord(**{k: r._mapping[k] for k in PollRecord.__dataclass_fields__})
+                for r in rows
+            ]
+
+    def poll_counts(self) -> dict[str, int]:
+        with self._conn() as c:
+            rows = c.execute(sa.select(polls.c.result, sa.func.count()).group_by(polls.c.result))
+            return {r[0]: int(r[1]) for r in rows}
+
+    # -- archive walking --------------------------------------------------
+
+    def archive_walked(self, url: str) -> bool:
+        with self._conn() as c:
+            query = sa.select(archive_progress.c.url).where(archive_progress.c.url == url)
+            return c.execute(query).first() is not None
+
+    def mark_archive_walked(self, url: str, count: int, at: dt.datetime, conn: Connection) -> None:
+        if c_exists := conn.execute(
+            sa.select(archive_progress.c.url).where(archive_progress.c.url == url)
+        ).first():
+            del c_exists
+            conn.execute(
+                archive_progress.update()
+                .where(archive_progress.c.url == url)
+                .values(walked_at=at, statements=count)
+            )
+        else:
+            conn.execute(archive_progress.insert().values(url=url, walked_at=at, statements=count))
+
+    def forget_archive_progress(self) -> None:
+        with self.begin() as c:
+            c.execute(archive_progress.delete())
+
+    @contextmanager
+    def _conn(self, conn: Connection | None = None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self.engine.begin() as c:
+                yield c
