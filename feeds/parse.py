@@ -14,7 +14,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable
 from typing import Any, TypeAlias
-from urllib.parse import urljoin
+from urllib.parse import urldefrag, urljoin
 
 import lxml.html
 from lxml import etree
@@ -59,7 +59,10 @@ def parse_counter(text: str, profile: SourceProfile, as_of: dt.date | None) -> C
     except ValueError:
         return None
     note = match.groupdict().get("note")
-    since = as_of - dt.timedelta(days=days) if as_of else None
+    try:
+        since = as_of - dt.timedelta(days=days) if as_of else None
+    except OverflowError:
+        return None  # a start date before year 1 is not a counter but a misread number
     return Counter(
         days=days,
         subject=clean(match.group("subject")),
@@ -123,6 +126,7 @@ def _entry(
     featured: bool = False,
     content: str | None = None,
 ) -> Entry:
+    url = urldefrag(url).url if url else None
     return Entry(
         id=statement_id(url, published, fold(title)),
         title=title,

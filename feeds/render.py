@@ -109,7 +109,7 @@ def _add_statement(fg: FeedGenerator, s: Statement) -> None:
     fe = fg.add_entry(order="append")
     fe.id(s.id)
     fe.guid(s.id, permalink=bool(s.url) and s.url == s.id)
-    fe.title(strip_controls(s.title))
+    fe.title(strip_controls(s.title).strip() or "(untitled statement)")
     if s.url:
         fe.link(href=s.url, rel="alternate")
     fe.published(published_at(s))

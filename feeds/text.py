@@ -6,15 +6,23 @@ import re
 import unicodedata
 
 _SPACE = re.compile(r"\s+")
+# Zero-width characters and soft hyphens: invisible, but they break comparisons.
+_INVISIBLE = re.compile("[\u200b-\u200d\u2060\ufeff\u00ad]")
 # C0/C1 control characters other than tab, newline and carriage return are not
 # allowed in XML 1.0 and make Telegram reject messages.
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
 
 
+# The same, less those Python counts as whitespace (\x0b \x0c \x1c-\x1f \x85):
+# clean() turns those into spaces, so "a\x0cb" reads as two words.
+_CONTROL_NOT_SPACE = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\ufffe\uffff]")
+
+
 def clean(text: str) -> str:
     """Plain text on one line: controls dropped, every run of whitespace
     (non-breaking spaces included) folded into one space."""
-    return _SPACE.sub(" ", CONTROL_CHARS.sub("", text)).strip()
+    text = _CONTROL_NOT_SPACE.sub("", _INVISIBLE.sub("", text))
+    return _SPACE.sub(" ", text).strip()
 
 
 def clean_paragraphs(paragraphs: list[str]) -> str:
