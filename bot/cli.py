@@ -87,8 +87,22 @@ def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+class _FailureReportedByCommand(logging.Filter):
+    """``feedbot poll`` reports a failed poll itself, in one line on stderr; the
+    pipeline's log line for the same failure (meant for the service) is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.funcName != "_failed"
+
+
 def cmd_poll(args: argparse.Namespace, ctx: Context) -> int:
-    outcome = ctx.pipeline.poll()
+    pipeline_log = logging.getLogger("feeds.pipeline")
+    quiet = _FailureReportedByCommand()
+    pipeline_log.addFilter(quiet)
+    try:
+        outcome = ctx.pipeline.poll()
+    finally:
+        pipeline_log.removeFilter(quiet)
     if args.json:
         changes = outcome.changes
         _print_json(
@@ -115,14 +129,11 @@ def cmd_poll(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_feed(args: argparse.Namespace, ctx: Context) -> int:
-    items = ctx.store.statements(limit=ctx.settings.feeds.feeds.entries)
-    path = f"/feeds/statements.{args.format}"
-    renderers: dict[str, Callable[..., bytes]] = {
-        "atom": render.statements_atom,
-        "rss": render.statements_rss,
-        "json": render.statements_json,
-    }
-    sys.stdout.buffer.write(renderers[args.format](items, ctx.feed_ctx, path))
+    # Rendered by the publisher itself, so the bytes are those the HTTP server and
+    # static servers hand out (archive links included).
+    documents = ctx.pipeline.builder.current(london_date())
+    (body,) = (d.body for d in documents if d.name == f"statements.{args.format}")
+    sys.stdout.buffer.write(body)
     sys.stdout.flush()
     return 0
 
@@ -158,13 +169,13 @@ def cmd_counters(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_serve(args: argparse.Namespace, ctx: Context) -> int:
     from bot.service import serve_forever
 
-    return serve_forever(ctx, with_scheduler=False)
+    return serve_forever(ctx, with_worker=False)
 
 
 def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
     from bot.service import serve_forever
 
-    return serve_forever(ctx, with_scheduler=True)
+    return serve_forever(ctx, with_worker=True)
 
 
 def _date(value: str) -> dt.date:
@@ -211,12 +222,19 @@ COMMANDS_WITH_STORE: dict[str, Callable[[argparse.Namespace, Context], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # python-telegram-bot 22 reports durations (retry_after) as timedelta only when
+    # asked to, and warns on every RetryAfter otherwise.
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
     args = build_parser().parse_args(argv)
     token = os.environ.get("TELEGRAM_BOT_TOKEN", "")
     secrets = (token,) if token else ()
     try:
         settings = load_settings(config_path(args.config, os.environ))
-        configure_logging(settings.log.level, settings.log.format, secrets)
+        level = settings.log.level
+        if level == "INFO" and args.command not in ("run", "serve"):
+            # A one-shot command reports its own outcome: no INFO chatter (DEBUG still works).
+            level = "WARNING"
+        configure_logging(level, settings.log.format, secrets)
         if args.command == "parse":
             return cmd_parse(args, settings)
         ctx = open_context(settings)

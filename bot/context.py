@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
+from sqlalchemy.engine import Connection
+
 from bot.settings import Settings
+from bot.store import BotStore
 from feeds.fetch import Fetcher
 from feeds.pipeline import Pipeline, feed_context
 from feeds.render import FeedContext
-from feeds.store import Store
+from feeds.store import Changes, Store
 
 
 @dataclass
 class Context:
     settings: Settings
     store: Store
+    bot_store: BotStore
     fetcher: Fetcher
     pipeline: Pipeline
     feed_ctx: FeedContext = field(init=False)
 
     def __post_init__(self) -> None:
         self.feed_ctx = feed_context(self.settings.feeds)
+        self.pipeline.on_changes = self.enqueue_new_statements
+
+    def enqueue_new_statements(self, conn: Connection, changes: Changes) -> None:
+        """Runs inside the poll's transaction: statements and deliveries commit together.
+        The first fill of an empty store is a record of the past: nobody is notified."""
+        if changes.first_fill or not changes.new:
+            return
+        now = dt.datetime.now(dt.UTC)
+        # Oldest first, so each chat receives them in publication order.
+        refs = [s.id for s in reversed(changes.new)]
+        self.bot_store.enqueue("statement", refs, now, conn)
 
     def close(self) -> None:
         self.fetcher.close()
@@ -29,7 +45,9 @@ class Context:
 
 def open_context(settings: Settings, migrate: bool = True) -> Context:
     store = Store(settings.feeds.database_url)
+    bot_store = BotStore(store.engine)
     if migrate:
         store.migrate()
+        bot_store.migrate()
     fetcher = Fetcher(settings.feeds.fetch)
-    return Context(settings, store, fetcher, Pipeline(settings.feeds, store, fetcher))
+    return Context(settings, store, bot_store, fetcher, Pipeline(settings.feeds, store, fetcher))

@@ -1,7 +1,8 @@
 """``feedbot run`` and ``feedbot serve``: one process, one event loop.
 
-The HTTP server always runs; ``run`` adds the scheduler (polling) and, when a
-token is set, the Telegram bot.
+The HTTP server always runs; ``run`` adds the worker (polling, daily counters
+and, when a token is set, the Telegram bot) once this process holds the
+database's worker lease.
 """
 
 from __future__ import annotations
@@ -12,49 +13,42 @@ import logging
 import signal
 
 from aiohttp import web
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.context import Context
-from bot.scheduler import Poller
 from bot.web import WebApp
+from bot.worker import Worker
 
 log = logging.getLogger(__name__)
 
 
-async def run_service(
-    ctx: Context, with_scheduler: bool, stop: asyncio.Event | None = None
-) -> None:
+async def run_service(ctx: Context, with_worker: bool, stop: asyncio.Event | None = None) -> int:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
-    http = ctx.settings.feeds.http
-    web_app = WebApp(ctx)
-    runner = web.AppRunner(web_app.app(), access_log=None, handle_signals=False)
+    worker = Worker(ctx) if with_worker else None
+    web_app = WebApp(ctx, worker)
+    app = web_app.app()
+    if worker is not None and ctx.settings.telegram.token and ctx.settings.telegram.webhook_url:
+        app.router.add_post("/telegram/{secret}", web_app.telegram_webhook)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
+    http = ctx.settings.feeds.http
     site = web.TCPSite(runner, http.host, http.port, reuse_address=True)
     await site.start()
     log.info("serving feeds and pages on http://%s:%d/", http.host, http.port)
-    scheduler = AsyncIOScheduler(timezone="UTC")
-    if with_scheduler:
-        poller = Poller(ctx.pipeline, scheduler)
-        poller.start()
-        scheduler.start()
-        log.info(
-            "polling %s every %ds",
-            ctx.settings.feeds.source.url,
-            ctx.settings.feeds.source.poll_seconds,
-        )
+    ok = True
     try:
-        await stop.wait()
+        if worker is not None:
+            ok = await worker.run(stop)
+        else:
+            await stop.wait()
     finally:
         log.info("shutting down")
-        if scheduler.running:
-            scheduler.shutdown(wait=False)
         await runner.cleanup()
+    return 0 if ok else 1
 
 
-def serve_forever(ctx: Context, with_scheduler: bool) -> int:
-    asyncio.run(run_service(ctx, with_scheduler))
-    return 0
+def serve_forever(ctx: Context, with_worker: bool) -> int:
+    return asyncio.run(run_service(ctx, with_worker))

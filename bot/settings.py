@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from feeds.config import FeedsConfig, Section, load_feeds_config, read_toml
+from feeds.config import FeedsConfig, Section, at_least, load_feeds_config, read_toml
 from feeds.errors import ConfigError
 
 DEFAULT_CONFIG = Path("config/feedbot.toml")
@@ -26,6 +26,10 @@ class TelegramSettings:
     token: str | None = field(default=None, repr=False)
     api_url: str = DEFAULT_API_URL
     admin_chat_ids: tuple[int, ...] = ()
+    channel_ids: tuple[int, ...] = ()  # channels that receive every statement
+    webhook_url: str | None = None  # public base URL; None: long polling
+    paid_broadcast: bool = False  # allow_paid_broadcast: up to 1000 messages/s, paid in Stars
+    request_timeout: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,21 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
             ),
         ),
         admin_chat_ids=tg.get("admin_chat_ids", _chat_ids, (), env="FEEDBOT_ADMIN_CHAT_IDS"),
+        channel_ids=tg.get("channel_ids", _chat_ids, (), env="FEEDBOT_CHANNEL_IDS"),
+        webhook_url=tg.get(
+            "webhook_url",
+            str,
+            "",
+            env="FEEDBOT_WEBHOOK_URL",
+            check=lambda v: (
+                None
+                if not v or v.startswith("https://") or v.startswith("http://")
+                else "must be the public https:// base URL of this service"
+            ),
+        )
+        or None,
+        paid_broadcast=tg.get("paid_broadcast", bool, False, env="FEEDBOT_PAID_BROADCAST"),
+        request_timeout=tg.get("request_timeout", float, 15.0, check=at_least(1)),
     )
     lg = Section(doc, "log", env)
     log = LogSettings(

@@ -15,10 +15,9 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -28,6 +27,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from bot.context import Context
 from feeds import render
 
+if TYPE_CHECKING:
+    from bot.worker import Worker
+
 LONDON = ZoneInfo("Europe/London")
 VERSION = "0.1.0"
 CONTENT_TYPES = {
@@ -36,8 +38,6 @@ CONTENT_TYPES = {
     ".json": "application/feed+json; charset=utf-8",
 }
 _FEED_NAME = re.compile(r"^(?:archive/)?[a-z0-9][a-z0-9.-]*\.(?:atom|rss|json)$")
-
-HealthExtra = Callable[[], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -99,10 +99,10 @@ def not_modified(request: web.Request, etag: str, mtime: float) -> bool:
 
 
 class WebApp:
-    def __init__(self, ctx: Context, health_extra: HealthExtra | None = None) -> None:
+    def __init__(self, ctx: Context, worker: Worker | None = None) -> None:
         self.ctx = ctx
         self.files = FeedFiles(ctx.settings.feeds.feeds.folder)
-        self.health_extra = health_extra
+        self.worker = worker
         self.started = time.time()
         self.max_age = min(ctx.settings.feeds.source.poll_seconds, 300)
         self.templates = jinja2.Environment(
@@ -111,7 +111,20 @@ class WebApp:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.bot_username: str | None = None
+
+    def _bot_username(self) -> str | None:
+        tg = self.worker.telegram if self.worker else None
+        return tg.username if tg else None
+
+    async def telegram_webhook(self, request: web.Request) -> web.StreamResponse:
+        tg = self.worker.telegram if self.worker else None
+        if tg is None:
+            raise web.HTTPServiceUnavailable()
+        path, receive = tg.webhook_route()
+        if request.path != path:
+            raise web.HTTPNotFound()
+        response: web.StreamResponse = await receive(request)
+        return response
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -165,10 +178,17 @@ class WebApp:
             "last_success_at": state.last_success_at.isoformat() if state.last_success_at else None,
             "consecutive_failures": state.consecutive_failures,
             "statements": store.count_statements(),
-            "subscribers": 0,
         }
-        if self.health_extra is not None:
-            doc.update(self.health_extra())
+        subscribers = self.ctx.bot_store.subscriber_counts()
+        outbox = self.ctx.bot_store.outbox_counts()
+        doc.update(
+            subscribers=subscribers["total"],
+            outbox_backlog=outbox.get("pending", 0) + outbox.get("sending", 0),
+            deliveries_failed=outbox.get("failed", 0),
+            worker=None
+            if self.worker is None
+            else ("active" if self.worker.active.is_set() else "standby"),
+        )
         return doc
 
     async def healthz(self, request: web.Request) -> web.Response:
@@ -193,7 +213,7 @@ class WebApp:
             ],
             "today": today,
             "status": self._status(),
-            "bot_username": self.bot_username,
+            "bot_username": self._bot_username(),
             "feeds": [
                 ("Atom", "/feeds/statements.atom", "application/atom+xml"),
                 ("RSS", "/feeds/statements.rss", "application/rss+xml"),

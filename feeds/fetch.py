@@ -70,11 +70,11 @@ def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> floa
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit() alone accepts "²" and "٣"
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
@@ -240,9 +240,11 @@ class Fetcher:
                 )
         body = bytearray()
         try:
-            # stream() inflates gzip/deflate in bounded steps, so the cap below is
-            # checked on decompressed bytes before more is inflated.
-            for chunk in response.raw.stream(CHUNK, decode_content=True):
+            # read1() returns what has arrived (stream() blocks until a whole CHUNK
+            # is in, so a drip was never checked against the deadline), and inflates
+            # gzip/deflate in bounded steps: the cap below is checked on decompressed
+            # bytes before more is inflated.
+            while chunk := response.raw.read1(CHUNK, decode_content=True):
                 body += chunk
                 if len(body) > s.max_bytes:
                     raise SourceTooLarge(f"{url}: body over the limit of {s.max_bytes:,} bytes")

@@ -204,6 +204,10 @@ class Pipeline:
         state = self.store.source_state(self.source_url)
         failures = state.consecutive_failures + 1
         retry_after = exc.retry_after if isinstance(exc, SourceHTTPError) else None
+        if retry_after is not None:
+            # The source's header, held to our own back-off cap: a huge value must not
+            # overflow the datetime below and crash the poll.
+            retry_after = min(retry_after, float(self.config.source.backoff_max_seconds))
         delay = next_delay(
             failures,
             self.config.source.poll_seconds,

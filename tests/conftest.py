@@ -27,6 +27,12 @@ PG_URL = os.environ.get("FEEDBOT_TEST_DATABASE_URL")
 DATABASES = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 
+@pytest.fixture(autouse=True)
+def _ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What `feedbot` sets at start: RetryAfter.retry_after as a timedelta, no warning.
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+
+
 @pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database of its own for each test: a SQLite file, or a fresh PostgreSQL schema."""

@@ -1,0 +1,228 @@
+"""Bot commands. Each handler reads or changes the stores and replies; replies are
+HTML built from escaped values. Store calls run in a thread, off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import html
+import logging
+import re
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from telegram import Chat, ChatMemberUpdated, LinkPreviewOptions, Update
+from telegram.constants import ChatMemberStatus, ParseMode
+from telegram.ext import (
+    Application,
+    ChatMemberHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot import metrics, texts
+from bot.messages import counters_message, latest_message
+from bot.store import BotStore
+from feeds.store import Store
+
+log = logging.getLogger(__name__)
+LONDON = ZoneInfo("Europe/London")
+MAX_LATEST = 20
+_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+@dataclass
+class BotDeps:
+    store: Store
+    bot_store: BotStore
+    public_url: str
+    source_url: str
+    admin_chat_ids: tuple[int, ...]
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+
+def _chat(update: Update) -> Chat:
+    chat = update.effective_chat
+    assert chat is not None
+    return chat
+
+
+async def reply(update: Update, text: str | list[str]) -> None:
+    message = update.effective_message
+    if message is None:
+        return
+    for part in [text] if isinstance(text, str) else text:
+        await message.reply_text(
+            part,
+            parse_mode=ParseMode.HTML,
+            link_preview_options=LinkPreviewOptions(is_disabled=True),
+            do_quote=False,
+        )
+
+
+class Handlers:
+    def __init__(self, deps: BotDeps) -> None:
+        self.deps = deps
+
+    def register(self, app: Application) -> None:  # type: ignore[type-arg]
+        chats = filters.UpdateType.MESSAGES | filters.UpdateType.CHANNEL_POSTS
+        for name, handler in (
+            ("start", self.start),
+            ("stop", self.stop),
+            ("latest", self.latest),
+            ("counters", self.counters),
+            ("settings", self.settings),
+            ("feed", self.feed),
+            ("help", self.help),
+            ("stats", self.stats),
+        ):
+            app.add_handler(CommandHandler(name, handler, filters=chats))
+        app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self.migrated))
+        app.add_handler(ChatMemberHandler(self.membership, ChatMemberHandler.MY_CHAT_MEMBER))
+        app.add_handler(MessageHandler(filters.COMMAND & chats, self.unknown))
+        app.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.TEXT, self.unknown))
+
+    async def start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        metrics.COMMANDS.labels("start").inc()
+        chat = _chat(update)
+        user = update.effective_user
+        title = chat.title or chat.full_name
+        language = user.language_code if user else None
+        created = await asyncio.to_thread(
+            self.deps.bot_store.subscribe, chat.id, chat.type, self.deps.now(), title, language
+        )
+        sub = await asyncio.to_thread(self.deps.bot_store.subscriber, chat.id)
+        time = sub.counters_time if sub else "09:00"
+        await reply(update, texts.WELCOME.format(time=time) if created else texts.ALREADY)
+
+    async def stop(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        metrics.COMMANDS.labels("stop").inc()
+        done = await asyncio.to_thread(
+            self.deps.bot_store.unsubscribe, _chat(update).id, "stop", self.deps.now()
+        )
+        await reply(update, texts.STOPPED if done else texts.NOT_SUBSCRIBED)
+
+    async def latest(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        metrics.COMMANDS.labels("latest").inc()
+        args = context.args or []
+        count = 5
+        if args:
+            if len(args) > 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= MAX_LATEST:
+                await reply(update, texts.LATEST_USAGE.format(max_latest=MAX_LATEST))
+                return
+            count = int(args[0])
+        statements = await asyncio.to_thread(self.deps.store.statements, count)
+        await reply(update, latest_message(statements))
+
+    async def counters(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        metrics.COMMANDS.labels("counters").inc()
+        today = self.deps.now().astimezone(LONDON).date()
+        counters = await asyncio.to_thread(self.deps.store.counters)
+        await reply(update, counters_message(counters, today))
+
+    async def settings(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        metrics.COMMANDS.labels("settings").inc()
+        chat_id = _chat(update).id
+        store = self.deps.bot_store
+        sub = await asyncio.to_thread(store.subscriber, chat_id)
+        args = [a.lower() for a in context.args or []]
+        if not args:
+            if sub is None or not sub.active:
+                await reply(update, texts.NOT_SUBSCRIBED)
+                return
+            await reply(
+                update,
+                texts.SETTINGS.format(
+                    subscribed="yes",
+                    counters="on" if sub.counters_enabled else "off",
+                    time=sub.counters_time,
+                ),
+            )
+            return
+        if sub is None or not sub.active:
+            await reply(update, texts.NOT_SUBSCRIBED)
+            return
+        if len(args) == 2 and args[0] == "time" and (m := _TIME.match(args[1])):
+            sub = await asyncio.to_thread(
+                store.set_counters, chat_id, None, f"{int(m.group(1)):02d}:{m.group(2)}"
+            )
+        elif len(args) == 2 and args[0] == "counters" and args[1] in ("on", "off"):
+            sub = await asyncio.to_thread(store.set_counters, chat_id, args[1] == "on", None)
+        else:
+            await reply(update, texts.SETTINGS_USAGE)
+            return
+        assert sub is not None
+        await reply(
+            update,
+            texts.SETTINGS_SAVED.format(
+                counters="on" if sub.counters_enabled else "off", time=sub.counters_time
+            ),
+        )
+
+    async def feed(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        metrics.COMMANDS.labels("feed").inc()
+        await reply(update, html.escape(texts.FEEDS.format(base=self.deps.public_url), quote=False))
+
+    async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        metrics.COMMANDS.labels("help").inc()
+        await reply(
+            update,
+            texts.HELP.format(source=html.escape(self.deps.source_url), max_latest=MAX_LATEST),
+        )
+
+    async def stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        metrics.COMMANDS.labels("stats").inc()
+        if _chat(update).id not in self.deps.admin_chat_ids:
+            await reply(update, texts.NOT_ADMIN)
+            return
+        await reply(update, await asyncio.to_thread(self._stats_text))
+
+    def _stats_text(self) -> str:
+        counts = self.deps.bot_store.subscriber_counts()
+        total = counts.pop("total")
+        outbox = self.deps.bot_store.outbox_counts()
+        last = self.deps.store.last_poll()
+        state = self.deps.store.source_state(self.deps.source_url)
+        return texts.STATS.format(
+            total=total,
+            by_type=", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none",
+            outbox=", ".join(f"{k} {v}" for k, v in sorted(outbox.items())) or "empty",
+            statements=self.deps.store.count_statements(),
+            last_poll=html.escape(
+                f"{last.finished_at:%Y-%m-%d %H:%M} UTC, {last.result}"
+                + (f" ({last.error})" if last.error else "")
+            )
+            if last
+            else "none yet",
+            failures=state.consecutive_failures,
+        )
+
+    async def unknown(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        metrics.COMMANDS.labels("unknown").inc()
+        await reply(update, texts.UNKNOWN)
+
+    async def migrated(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None or message.migrate_to_chat_id is None:
+            return
+        await asyncio.to_thread(
+            self.deps.bot_store.move_chat,
+            message.chat.id,
+            message.migrate_to_chat_id,
+            self.deps.now(),
+        )
+
+    async def membership(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        change: ChatMemberUpdated | None = update.my_chat_member
+        if change is None:
+            return
+        status = change.new_chat_member.status
+        if status in (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED):
+            reason = "blocked" if change.chat.type == Chat.PRIVATE else "removed"
+            await asyncio.to_thread(
+                self.deps.bot_store.unsubscribe, change.chat.id, reason, self.deps.now()
+            )

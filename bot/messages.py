@@ -1,0 +1,131 @@
+"""Telegram messages as plain functions of plain data.
+
+Everything taken from the source page is escaped with ``html.escape``; the
+only tags are the ones written here. Telegram refuses messages over 4096
+characters and python-telegram-bot does not check, so long messages are split
+here: between paragraphs where possible, inside a paragraph at a space
+otherwise, and always on raw text before escaping — so a split never falls
+inside a tag or an entity.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from feeds.render import counter_line
+from feeds.store import Statement, StoredCounter
+
+LIMIT = 4096
+
+
+def length(text: str) -> int:
+    """Telegram counts UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+@dataclass(frozen=True)
+class Block:
+    """A paragraph of a message: ready HTML, or plain text to escape (and split if needed)."""
+
+    html: str | None = None
+    text: str | None = None
+
+    def render(self) -> str:
+        return self.html if self.html is not None else html.escape(self.text or "", quote=False)
+
+
+def _split_text(text: str, limit: int) -> list[str]:
+    """Raw text cut into pieces whose escaped form fits ``limit``, at spaces when possible."""
+    pieces: list[str] = []
+    rest = text
+    while length(html.escape(rest, quote=False)) > limit:
+        # Find the longest prefix that fits once escaped, then back off to a space.
+        lo, hi = 1, len(rest)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if length(html.escape(rest[:mid], quote=False)) <= limit:
+                lo = mid
+            else:
+                hi = mid - 1
+        cut = lo
+        space = rest.rfind(" ", 0, cut)
+        if space > cut // 2:
+            cut = space
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        pieces.append(rest)
+    return pieces
+
+
+def pack(blocks: Sequence[Block], limit: int = LIMIT, separator: str = "\n\n") -> list[str]:
+    """Blocks joined into as few messages as fit under ``limit``."""
+    expanded: list[str] = []
+    for block in blocks:
+        rendered = block.render()
+        if length(rendered) <= limit:
+            expanded.append(rendered)
+        elif block.text is not None:
+            expanded += [html.escape(p, quote=False) for p in _split_text(block.text, limit)]
+        else:
+            raise ValueError("an HTML block longer than a message cannot be split safely")
+    messages: list[str] = []
+    current = ""
+    for part in expanded:
+        candidate = f"{current}{separator}{part}" if current else part
+        if length(candidate) <= limit:
+            current = candidate
+        else:
+            messages.append(current)
+            current = part
+    if current:
+        messages.append(current)
+    return messages
+
+
+def format_date(day: dt.date) -> str:
+    return f"{day.day} {day:%B %Y}"
+
+
+def statement_message(s: Statement) -> list[str]:
+    """Title in bold, date, lead; the link to the statement goes in a button below."""
+    when = format_date(s.published) if s.published else "undated"
+    blocks = [
+        Block(html=f"<b>{html.escape(s.title, quote=False)}</b>\n<i>{when}</i>")
+        if length(html.escape(s.title, quote=False)) < LIMIT - 100
+        else Block(text=s.title),
+    ]
+    if s.summary and s.summary != s.title:
+        blocks += [Block(text=p) for p in s.summary.split("\n\n")]
+    return pack(blocks)
+
+
+def counters_message(counters: Sequence[StoredCounter], day: dt.date) -> list[str]:
+    if not counters:
+        return ["No counters are known yet."]
+    blocks = [Block(html=f"<b>Counters on {format_date(day)}</b>")]
+    for c in counters:
+        days = c.days_on(day)
+        line = counter_line(c, day)
+        rest = line[len(str(days)) :]
+        blocks.append(Block(html=f"<b>{days}</b>{html.escape(rest, quote=False)}"))
+    return pack(blocks)
+
+
+def latest_message(statements: Sequence[Statement]) -> list[str]:
+    if not statements:
+        return ["No statements have been stored yet."]
+    blocks = []
+    for s in statements:
+        when = format_date(s.published) if s.published else "undated"
+        title = html.escape(s.title, quote=False)
+        linked = f'<a href="{html.escape(s.url)}">{title}</a>' if s.url else title
+        blocks.append(
+            Block(html=f"<i>{when}</i>\n{linked}")
+            if length(linked) < 3500
+            else Block(text=f"{when}\n{s.title}")
+        )
+    return pack(blocks)

@@ -1,0 +1,137 @@
+"""Keeping within Telegram's flood limits for every request the bot makes.
+
+Telegram allows about 30 messages a second overall, one a second to a private
+chat and 20 a minute to a group or channel. PTB's ``AIORateLimiter`` lets a
+burst of 30 through and then refills at 30/s, so one second can see nearly 60,
+and it has no per-private-chat limit. This limiter spaces requests evenly
+instead: each message takes the next global slot (1/30 s apart) and the chat's
+next slot (1 s, or 3 s for groups and channels), so no window of any length
+ever holds more than the limit, and a long broadcast runs at the full rate.
+
+A ``429`` is still possible (limits shared with other clients of the token);
+it is retried after ``retry_after``, and everything else waits with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from telegram.error import RetryAfter
+from telegram.ext import BaseRateLimiter
+
+log = logging.getLogger(__name__)
+
+GLOBAL_PER_SECOND = 30.0
+PAID_PER_SECOND = 1000.0
+PRIVATE_INTERVAL = 1.0
+GROUP_INTERVAL = 60.0 / 20
+LIMITED = frozenset(
+    {"sendMessage", "editMessageText", "sendPhoto", "copyMessage", "forwardMessage"}
+)
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    value: Any = exc.retry_after
+    return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
+
+
+class Pacer:
+    """Even spacing: hands out start times, never more than ``rate`` per second."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = 1.0 / rate
+        self.clock = clock
+        self.next_slot = 0.0
+        self.blocked_until = 0.0
+
+    def reserve(self) -> float:
+        """Seconds to wait before the caller may go."""
+        now = self.clock()
+        slot = max(now, self.next_slot, self.blocked_until)
+        self.next_slot = slot + self.interval
+        return slot - now
+
+
+class ChatPacer:
+    """Per-chat spacing: private chats 1 s apart, groups and channels 3 s."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.next_slot: dict[int, float] = {}
+
+    @staticmethod
+    def interval(chat_id: int) -> float:
+        return PRIVATE_INTERVAL if chat_id > 0 else GROUP_INTERVAL
+
+    def ready_in(self, chat_id: int) -> float:
+        return max(0.0, self.next_slot.get(chat_id, 0.0) - self.clock())
+
+    def reserve(self, chat_id: int) -> float:
+        now = self.clock()
+        slot = max(now, self.next_slot.get(chat_id, 0.0))
+        self.next_slot[chat_id] = slot + self.interval(chat_id)
+        if len(self.next_slot) > 50_000:  # forget chats whose slot has long passed
+            self.next_slot = {k: v for k, v in self.next_slot.items() if v > now}
+        return slot - now
+
+
+class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
+    """The rate limiter handed to python-telegram-bot: applies to every request."""
+
+    def __init__(self, max_retries: int = 5, paid_broadcast: bool = False) -> None:
+        self.pacer = Pacer(PAID_PER_SECOND if paid_broadcast else GLOBAL_PER_SECOND)
+        self.chats = ChatPacer()
+        self.max_retries = max_retries
+        self.retries_after_429 = 0
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: dict[str, Any] | None,
+    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
+        limited = endpoint in LIMITED
+        chat_id = _chat_id(data.get("chat_id")) if limited else None
+        for attempt in range(self.max_retries + 1):
+            if limited:
+                if chat_id is not None:
+                    await _sleep(self.chats.reserve(chat_id))
+                await _sleep(self.pacer.reserve())
+            try:
+                return await callback(*args, **kwargs)
+            except RetryAfter as exc:
+                wait = retry_seconds(exc)
+                if attempt >= self.max_retries:
+                    raise
+                self.retries_after_429 += 1
+                log.warning("Telegram asked to wait %.0fs (%s); waiting", wait, endpoint)
+                # Everyone waits: the limit that was hit is probably the global one.
+                self.pacer.blocked_until = time.monotonic() + wait
+                await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
+
+
+def _chat_id(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None  # a @channelusername: no per-chat pacing
+
+
+async def _sleep(seconds: float) -> None:
+    if seconds > 0:
+        await asyncio.sleep(seconds)

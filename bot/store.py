@@ -1,0 +1,483 @@
+"""The Telegram side's store: subscribers, the outbox, the worker lease.
+
+The only module of ``bot`` that speaks SQL. It shares the engine (and so the
+database) with ``feeds.store.Store``; enqueueing happens inside the poll's own
+transaction, so a statement and its deliveries commit together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy.engine import Connection, Engine
+
+from bot.schema import leases, outbox, subscribers
+
+log = logging.getLogger(__name__)
+LONDON = ZoneInfo("Europe/London")
+DEFAULT_COUNTERS_TIME = "09:00"
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    chat_id: int
+    chat_type: str
+    title: str | None
+    language: str | None
+    active: bool
+    subscribed_at: dt.datetime
+    counters_enabled: bool
+    counters_time: str
+    origin: str
+    unsubscribe_reason: str | None = None
+
+    @property
+    def is_private(self) -> bool:
+        return self.chat_type == "private"
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    kind: str
+    ref: str
+    chat_id: int
+    status: str
+    attempts: int
+    unknown_outcomes: int
+    parts_sent: int
+    message_ids: list[int]
+
+
+def _subscriber(row: sa.Row[Any]) -> Subscriber:
+    m = row._mapping
+    return Subscriber(
+        chat_id=m["chat_id"],
+        chat_type=m["chat_type"],
+        title=m["title"],
+        language=m["language"],
+        active=bool(m["active"]),
+        subscribed_at=m["subscribed_at"],
+        counters_enabled=bool(m["counters_enabled"]),
+        counters_time=m["counters_time"],
+        origin=m["origin"],
+        unsubscribe_reason=m["unsubscribe_reason"],
+    )
+
+
+def _item(row: sa.Row[Any]) -> OutboxItem:
+    m = row._mapping
+    return OutboxItem(
+        id=m["id"],
+        kind=m["kind"],
+        ref=m["ref"],
+        chat_id=m["chat_id"],
+        status=m["status"],
+        attempts=m["attempts"],
+        unknown_outcomes=m["unknown_outcomes"],
+        parts_sent=m["parts_sent"],
+        message_ids=json.loads(m["message_ids"]) if m["message_ids"] else [],
+    )
+
+
+class BotStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def migrate(self) -> None:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", "bot:migrations")
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    @contextmanager
+    def _conn(self, conn: Connection | None = None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self.engine.begin() as c:
+                yield c
+
+    # -- subscribers --------------------------------------------------------
+
+    def subscribe(
+        self,
+        chat_id: int,
+        chat_type: str,
+        now: dt.datetime,
+        title: str | None = None,
+        language: str | None = None,
+        origin: str = "command",
+    ) -> bool:
+        """Subscribe a chat (again); returns False if it already was subscribed."""
+        with self._conn() as c:
+            row = c.execute(sa.select(subscribers).where(subscribers.c.chat_id == chat_id)).first()
+            if row is None:
+                c.execute(
+                    subscribers.insert().values(
+                        chat_id=chat_id,
+                        chat_type=chat_type,
+                        title=title,
+                        language=language,
+                        active=True,
+                        subscribed_at=now,
+                        counters_enabled=True,
+                        counters_time=DEFAULT_COUNTERS_TIME,
+                        origin=origin,
+                    )
+                )
+                return True
+            values: dict[str, Any] = {"chat_type": chat_type}
+            if title:
+                values["title"] = title
+            if language and not row.language:
+                values["language"] = language
+            if not row.active:
+                # Statements from before the new subscription are not owed.
+                values.update(
+                    active=True, subscribed_at=now, unsubscribed_at=None, unsubscribe_reason=None
+                )
+            c.execute(subscribers.update().where(subscribers.c.chat_id == chat_id).values(**values))
+            return not row.active
+
+    def unsubscribe(self, chat_id: int, reason: str, now: dt.datetime) -> bool:
+        """Deactivate a chat and drop what it was still owed; False if it was not subscribed."""
+        with self._conn() as c:
+            done = c.execute(
+                subscribers.update()
+                .where(subscribers.c.chat_id == chat_id, subscribers.c.active.is_(True))
+                .values(active=False, unsubscribed_at=now, unsubscribe_reason=reason)
+            ).rowcount
+            c.execute(
+                outbox.update()
+                .where(outbox.c.chat_id == chat_id, outbox.c.status.in_(("pending", "sending")))
+                .values(status="dropped", last_error=f"unsubscribed: {reason}")
+            )
+            return bool(done)
+
+    def subscriber(self, chat_id: int) -> Subscriber | None:
+        with self._conn() as c:
+            row = c.execute(sa.select(subscribers).where(subscribers.c.chat_id == chat_id)).first()
+            return _subscriber(row) if row else None
+
+    def subscribers(self, active_only: bool = True) -> list[Subscriber]:
+        query = sa.select(subscribers).order_by(subscribers.c.subscribed_at, subscribers.c.chat_id)
+        if active_only:
+            query = query.where(subscribers.c.active.is_(True))
+        with self._conn() as c:
+            return [_subscriber(r) for r in c.execute(query)]
+
+    def subscriber_counts(self) -> dict[str, int]:
+        """Active subscribers by chat type, and their total under ``"total"``."""
+        with self._conn() as c:
+            rows = c.execute(
+                sa.select(subscribers.c.chat_type, sa.func.count())
+                .where(subscribers.c.active.is_(True))
+                .group_by(subscribers.c.chat_type)
+            )
+            counts = {r[0]: int(r[1]) for r in rows}
+        counts["total"] = sum(counts.values())
+        return counts
+
+    def set_counters(
+        self, chat_id: int, enabled: bool | None = None, at: str | None = None
+    ) -> Subscriber | None:
+        values: dict[str, Any] = {}
+        if enabled is not None:
+            values["counters_enabled"] = enabled
+        if at is not None:
+            values["counters_time"] = at
+        with self._conn() as c:
+            if values:
+                c.execute(
+                    subscribers.update().where(subscribers.c.chat_id == chat_id).values(**values)
+                )
+        return self.subscriber(chat_id)
+
+    def set_language(self, chat_id: int, language: str) -> None:
+        with self._conn() as c:
+            c.execute(
+                subscribers.update()
+                .where(subscribers.c.chat_id == chat_id)
+                .values(language=language)
+            )
+
+    def move_chat(self, old: int, new: int, now: dt.datetime) -> None:
+        """A group became a supergroup: the subscription and what it is owed follow."""
+        with self._conn() as c:
+            taken = c.execute(
+                sa.select(subscribers.c.chat_id).where(subscribers.c.chat_id == new)
+            ).first()
+            if taken is None:
+                c.execute(
+                    subscribers.update()
+                    .where(subscribers.c.chat_id == old)
+                    .values(chat_id=new, chat_type="supergroup")
+                )
+            else:
+                c.execute(
+                    subscribers.update()
+                    .where(subscribers.c.chat_id == old)
+                    .values(active=False, unsubscribed_at=now, unsubscribe_reason="migrated")
+                )
+                c.execute(
+                    subscribers.update().where(subscribers.c.chat_id == new).values(active=True)
+                )
+            pending = c.execute(
+                sa.select(outbox.c.id, outbox.c.kind, outbox.c.ref).where(
+                    outbox.c.chat_id == old, outbox.c.status.in_(("pending", "sending"))
+                )
+            ).all()
+            for row in pending:
+                duplicate = c.execute(
+                    sa.select(outbox.c.id).where(
+                        outbox.c.kind == row.kind, outbox.c.ref == row.ref, outbox.c.chat_id == new
+                    )
+                ).first()
+                if duplicate is None:
+                    c.execute(
+                        outbox.update()
+                        .where(outbox.c.id == row.id)
+                        .values(chat_id=new, status="pending", next_attempt_at=now)
+                    )
+                else:
+                    c.execute(
+                        outbox.update()
+                        .where(outbox.c.id == row.id)
+                        .values(status="dropped", last_error=f"chat migrated to {new}")
+                    )
+
+    # -- outbox -------------------------------------------------------------
+
+    def enqueue(
+        self,
+        kind: str,
+        refs: Sequence[str],
+        now: dt.datetime,
+        conn: Connection | None = None,
+        counters_due_by: str | None = None,
+    ) -> int:
+        """One delivery of each ref to every active subscriber that does not have it yet
+        (with ``counters_due_by``: only chats with counters on, due at or before HH:MM)."""
+        total = 0
+        with self._conn(conn) as c:
+            for ref in refs:
+                chats = sa.select(
+                    sa.literal(kind),
+                    sa.literal(ref),
+                    subscribers.c.chat_id,
+                    sa.literal(now, UTC_TYPE),
+                    sa.literal("pending"),
+                    sa.literal(0),
+                    sa.literal(0),
+                    sa.literal(now, UTC_TYPE),
+                    sa.literal(0),
+                ).where(
+                    subscribers.c.active.is_(True),
+                    ~sa.exists().where(
+                        outbox.c.kind == kind,
+                        outbox.c.ref == ref,
+                        outbox.c.chat_id == subscribers.c.chat_id,
+                    ),
+                )
+                if counters_due_by is not None:
+                    chats = chats.where(
+                        subscribers.c.counters_enabled.is_(True),
+                        subscribers.c.counters_time <= counters_due_by,
+                    )
+                result = c.execute(
+                    outbox.insert().from_select(
+                        [
+                            "kind",
+                            "ref",
+                            "chat_id",
+                            "created_at",
+                            "status",
+                            "attempts",
+                            "unknown_outcomes",
+                            "next_attempt_at",
+                            "parts_sent",
+                        ],
+                        chats,
+                    )
+                )
+                total += max(result.rowcount, 0)
+        return total
+
+    def enqueue_daily_counters(self, now: dt.datetime) -> int:
+        """Queue today's counters (London) for chats with counters on whose time has come."""
+        local = now.astimezone(LONDON)
+        return self.enqueue(
+            "counters", [local.date().isoformat()], now, counters_due_by=local.strftime("%H:%M")
+        )
+
+    def next_due(
+        self, now: dt.datetime, limit: int, skip_chats: Sequence[int] = ()
+    ) -> list[OutboxItem]:
+        query = (
+            sa.select(outbox)
+            .where(outbox.c.status == "pending", outbox.c.next_attempt_at <= now)
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        if skip_chats:
+            query = query.where(outbox.c.chat_id.not_in(list(skip_chats)))
+        with self._conn() as c:
+            return [_item(r) for r in c.execute(query)]
+
+    def next_attempt_at(self) -> dt.datetime | None:
+        with self._conn() as c:
+            return c.execute(
+                sa.select(sa.func.min(outbox.c.next_attempt_at)).where(outbox.c.status == "pending")
+            ).scalar_one_or_none()
+
+    def claim(self, item_id: int) -> OutboxItem | None:
+        """Mark one item in flight (committed before the request leaves)."""
+        with self._conn() as c:
+            done = c.execute(
+                outbox.update()
+                .where(outbox.c.id == item_id, outbox.c.status == "pending")
+                .values(status="sending", attempts=outbox.c.attempts + 1)
+            ).rowcount
+            if not done:
+                return None
+            return _item(c.execute(sa.select(outbox).where(outbox.c.id == item_id)).one())
+
+    def part_sent(self, item: OutboxItem, message_id: int, now: dt.datetime, last: bool) -> None:
+        with self._conn() as c:
+            row = c.execute(
+                sa.select(outbox.c.message_ids, outbox.c.parts_sent).where(outbox.c.id == item.id)
+            ).one()
+            ids = json.loads(row.message_ids) if row.message_ids else []
+            ids.append(message_id)
+            values: dict[str, Any] = {
+                "parts_sent": row.parts_sent + 1,
+                "message_ids": json.dumps(ids),
+                "unknown_outcomes": 0,
+            }
+            if last:
+                values.update(status="sent", sent_at=now, last_error=None)
+            c.execute(outbox.update().where(outbox.c.id == item.id).values(**values))
+
+    def retry_later(self, item_id: int, error: str, at: dt.datetime, unknown: bool = False) -> None:
+        with self._conn() as c:
+            values: dict[str, Any] = {
+                "status": "pending",
+                "next_attempt_at": at,
+                "last_error": error[:500],
+            }
+            if unknown:
+                values["unknown_outcomes"] = outbox.c.unknown_outcomes + 1
+            c.execute(outbox.update().where(outbox.c.id == item_id).values(**values))
+
+    def finish(self, item_id: int, status: str, error: str) -> None:
+        """End an item without delivery: ``failed`` (kept for the operator) or ``dropped``."""
+        with self._conn() as c:
+            c.execute(
+                outbox.update()
+                .where(outbox.c.id == item_id)
+                .values(status=status, last_error=error[:500])
+            )
+
+    def recover_in_flight(self, now: dt.datetime) -> int:
+        """After a crash: items left "sending" may or may not have arrived. Each is
+        retried once; one whose outcome was already unknown once is not sent again."""
+        with self._conn() as c:
+            c.execute(
+                outbox.update()
+                .where(outbox.c.status == "sending", outbox.c.unknown_outcomes >= 1)
+                .values(status="failed", last_error="outcome unknown twice; not sent again")
+            )
+            return int(
+                c.execute(
+                    outbox.update()
+                    .where(outbox.c.status == "sending")
+                    .values(
+                        status="pending",
+                        next_attempt_at=now,
+                        unknown_outcomes=outbox.c.unknown_outcomes + 1,
+                        last_error="in flight when the process stopped",
+                    )
+                ).rowcount
+            )
+
+    def outbox_counts(self) -> dict[str, int]:
+        with self._conn() as c:
+            rows = c.execute(sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status))
+            return {r[0]: int(r[1]) for r in rows}
+
+    def failures(self, limit: int = 10) -> list[tuple[int, str, str, str | None]]:
+        with self._conn() as c:
+            rows = c.execute(
+                sa.select(outbox.c.chat_id, outbox.c.kind, outbox.c.ref, outbox.c.last_error)
+                .where(outbox.c.status == "failed")
+                .order_by(outbox.c.id.desc())
+                .limit(limit)
+            )
+            return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def deliveries(self, kind: str, ref: str) -> list[OutboxItem]:
+        with self._conn() as c:
+            rows = c.execute(
+                sa.select(outbox)
+                .where(outbox.c.kind == kind, outbox.c.ref == ref)
+                .order_by(outbox.c.id)
+            )
+            return [_item(r) for r in rows]
+
+    # -- lease: one active worker per database --------------------------------
+
+    def take_lease(
+        self, name: str, holder: str, now: dt.datetime, ttl: float, steal_from: Sequence[str] = ()
+    ) -> bool:
+        """Take or renew ``name`` for ``holder``; free when expired (or held by a dead
+        process listed in ``steal_from``)."""
+        expires = now + dt.timedelta(seconds=ttl)
+        with self._conn() as c:
+            done = c.execute(
+                leases.update()
+                .where(
+                    leases.c.name == name,
+                    sa.or_(
+                        leases.c.holder == holder,
+                        leases.c.expires_at < now,
+                        leases.c.holder.in_(list(steal_from)),
+                    ),
+                )
+                .values(holder=holder, expires_at=expires)
+            ).rowcount
+            if done:
+                return True
+            if c.execute(sa.select(leases.c.name).where(leases.c.name == name)).first():
+                return False
+            try:
+                with c.begin_nested():
+                    c.execute(leases.insert().values(name=name, holder=holder, expires_at=expires))
+            except sa.exc.IntegrityError:
+                return False
+            return True
+
+    def lease_holder(self, name: str) -> tuple[str, dt.datetime] | None:
+        with self._conn() as c:
+            row = c.execute(
+                sa.select(leases.c.holder, leases.c.expires_at).where(leases.c.name == name)
+            ).first()
+            return (row[0], row[1]) if row else None
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self._conn() as c:
+            c.execute(leases.delete().where(leases.c.name == name, leases.c.holder == holder))
+
+
+UTC_TYPE = outbox.c.created_at.type

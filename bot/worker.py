@@ -1,0 +1,200 @@
+"""The worker: polling, daily counters and Telegram, run by one process per database.
+
+A lease row in the database names the process doing this work. Another
+``feedbot run`` on the same database finds the lease held, says so, and waits
+as a stand-by while serving HTTP; it takes over when the lease expires (the
+holder died) — within ``LEASE_TTL`` seconds — or at once when the holder was a
+process on this host that no longer exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.context import Context
+from bot.delivery import Sender
+from bot.handlers import BotDeps
+from bot.scheduler import Poller
+from bot.telegram import TelegramBot
+from feeds.pipeline import PollOutcome
+
+log = logging.getLogger(__name__)
+LEASE = "worker"
+LEASE_TTL = 20.0
+RENEW_EVERY = 5.0
+COUNTERS_CHECK_SECONDS = 30.0
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def holder_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _dead_local_holder(holder: str) -> bool:
+    """True for a lease held by a process of this host that has exited."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class Worker:
+    def __init__(self, ctx: Context, clock: Callable[[], dt.datetime] = utcnow) -> None:
+        self.ctx = ctx
+        self.clock = clock
+        self.holder = holder_id()
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self.poller = Poller(ctx.pipeline, self.scheduler)
+        self.telegram: TelegramBot | None = None
+        self.sender: Sender | None = None
+        self.active = asyncio.Event()
+
+    # -- lease --------------------------------------------------------------
+
+    def _try_lease(self) -> bool:
+        steal: list[str] = []
+        current = self.ctx.bot_store.lease_holder(LEASE)
+        if current and _dead_local_holder(current[0]):
+            steal.append(current[0])
+        return self.ctx.bot_store.take_lease(LEASE, self.holder, self.clock(), LEASE_TTL, steal)
+
+    async def wait_for_lease(self, stop: asyncio.Event) -> bool:
+        announced = False
+        while not stop.is_set():
+            if await asyncio.to_thread(self._try_lease):
+                return True
+            if not announced:
+                current = await asyncio.to_thread(self.ctx.bot_store.lease_holder, LEASE)
+                log.warning(
+                    "another feedbot (%s) is polling this database; standing by to take over",
+                    current[0] if current else "?",
+                )
+                announced = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=RENEW_EVERY)
+        return False
+
+    async def _keep_lease(self, stop: asyncio.Event, lost: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=RENEW_EVERY)
+            if stop.is_set():
+                return
+            try:
+                kept = await asyncio.to_thread(self._try_lease)
+            except Exception:
+                log.exception("could not renew the worker lease")
+                continue
+            if not kept:
+                log.error("the worker lease was taken over by another process; stopping work")
+                lost.set()
+                stop.set()
+                return
+
+    # -- work ---------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> bool:
+        """Stand by until this process holds the lease, then work until ``stop``.
+        Returns False if the lease was lost to another process."""
+        if not await self.wait_for_lease(stop):
+            return True
+        lost = asyncio.Event()
+        tasks = [asyncio.create_task(self._keep_lease(stop, lost))]
+        self.active.set()
+        try:
+            await self._start_telegram()
+            await asyncio.to_thread(self._subscribe_channels)
+            self.poller.listeners.append(self._after_poll)
+            self.poller.start()
+            self.scheduler.add_job(
+                self.enqueue_daily_counters,
+                "interval",
+                seconds=COUNTERS_CHECK_SECONDS,
+                next_run_time=dt.datetime.now(dt.UTC),
+                id="counters",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+            self.scheduler.start()
+            if self.sender is not None:
+                tasks.append(asyncio.create_task(self.sender.run(stop)))
+            await stop.wait()
+        finally:
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=False)
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(task, timeout=10)
+            if self.telegram is not None:
+                await self.telegram.stop()
+            await asyncio.to_thread(self.ctx.bot_store.release_lease, LEASE, self.holder)
+        return not lost.is_set()
+
+    async def _start_telegram(self) -> None:
+        tg = self.ctx.settings.telegram
+        if not tg.token:
+            log.info("no TELEGRAM_BOT_TOKEN: feeds only, the bot stays off")
+            return
+        deps = BotDeps(
+            store=self.ctx.store,
+            bot_store=self.ctx.bot_store,
+            public_url=self.ctx.settings.feeds.feeds.public_url,
+            source_url=self.ctx.settings.feeds.source.url,
+            admin_chat_ids=tg.admin_chat_ids,
+        )
+        self.telegram = TelegramBot(tg, deps)
+        await self.telegram.start()
+        self.sender = Sender(
+            self.telegram.bot, self.ctx.store, self.ctx.bot_store, paid_broadcast=tg.paid_broadcast
+        )
+
+    def _subscribe_channels(self) -> None:
+        for chat_id in self.ctx.settings.telegram.channel_ids:
+            self.ctx.bot_store.subscribe(chat_id, "channel", self.clock(), origin="config")
+
+    async def _after_poll(self, outcome: PollOutcome) -> None:
+        if self.sender is not None and outcome.changes and outcome.changes.new:
+            self.sender.wake()
+
+    async def enqueue_daily_counters(self) -> int:
+        """Queue today's counters for every chat whose time has come (once a day each)."""
+        now = self.clock()
+        queued = await asyncio.to_thread(enqueue_daily_counters, self.ctx, now)
+        if queued and self.sender is not None:
+            self.sender.wake()
+        return queued
+
+
+def enqueue_daily_counters(ctx: Context, now: dt.datetime) -> int:
+    """Today's counters (London date of ``now``) for every chat whose time has passed.
+
+    The outbox's unique (kind, date, chat) makes this idempotent: run it every
+    half minute, after a restart or twice in a DST hour, each chat still gets
+    one message per calendar day; a time missed while down is sent late, once.
+    """
+    if not ctx.store.counters():
+        return 0
+    return ctx.bot_store.enqueue_daily_counters(now)
