@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 # A bot token looks like 123456789:AA…; redact any such shape even if not ours.
-_TOKEN_SHAPE = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{20,}\b")
+_TOKEN_SHAPE = re.compile(r"(?<!\d)\d{5,}:[A-Za-z0-9_-]{30,}")
 REDACTED = "[REDACTED]"
 
 

@@ -296,8 +296,10 @@ class BotStore:
                         subscribers.c.counters_enabled.is_(True),
                         subscribers.c.counters_time <= counters_due_by,
                     )
-                result = c.execute(
-                    outbox.insert().from_select(
+                # RETURNING counts reliably on every driver (rowcount does not).
+                inserted = c.execute(
+                    outbox.insert()
+                    .from_select(
                         [
                             "kind",
                             "ref",
@@ -311,8 +313,9 @@ class BotStore:
                         ],
                         chats,
                     )
-                )
-                total += max(result.rowcount, 0)
+                    .returning(outbox.c.id)
+                ).all()
+                total += len(inserted)
         return total
 
     def enqueue_daily_counters(self, now: dt.datetime) -> int:
