@@ -87,22 +87,8 @@ def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-class _FailureReportedByCommand(logging.Filter):
-    """``feedbot poll`` reports a failed poll itself, in one line on stderr; the
-    pipeline's log line for the same failure (meant for the service) is dropped."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.funcName != "_failed"
-
-
 def cmd_poll(args: argparse.Namespace, ctx: Context) -> int:
-    pipeline_log = logging.getLogger("feeds.pipeline")
-    quiet = _FailureReportedByCommand()
-    pipeline_log.addFilter(quiet)
-    try:
-        outcome = ctx.pipeline.poll()
-    finally:
-        pipeline_log.removeFilter(quiet)
+    outcome = ctx.pipeline.poll()
     if args.json:
         changes = outcome.changes
         _print_json(
@@ -178,6 +164,117 @@ def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
     return serve_forever(ctx, with_worker=True)
 
 
+def cmd_backfill(args: argparse.Namespace, ctx: Context) -> int:
+    from tqdm import tqdm
+
+    from feeds.backfill import BackfillResult, backfill
+
+    with tqdm(desc="archive", unit=" pages", file=sys.stderr, disable=args.json or None) as bar:
+
+        def progress(result: BackfillResult, url: str) -> None:
+            bar.update(1)
+            bar.set_postfix(statements=result.seen, new=result.new)
+
+        result = backfill(
+            ctx.settings.feeds, ctx.store, ctx.fetcher, args.max_pages, args.since, progress
+        )
+    if result.new:
+        ctx.pipeline.publish()
+    summary = {
+        "pages": result.pages,
+        "pages_skipped": result.skipped,
+        "statements": result.seen,
+        "new": result.new,
+        "finished": result.finished,
+        "error": str(result.error) if result.error else None,
+    }
+    if args.json:
+        _print_json(summary)
+    else:
+        print(
+            f"{result.pages} archive pages read"
+            + (f" ({result.skipped} already walked)" if result.skipped else "")
+            + f"; {result.seen} statements, {result.new} new"
+            + ("" if result.finished else "; interrupted — run again to resume")
+        )
+    if result.error:
+        print(f"feedbot: {result.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_subscribers(args: argparse.Namespace, ctx: Context) -> int:
+    subs = ctx.bot_store.subscribers(active_only=not args.all)
+    rows = [
+        {
+            "chat_id": s.chat_id,
+            "type": s.chat_type,
+            "title": s.title,
+            "active": s.active,
+            "subscribed_at": s.subscribed_at.isoformat(timespec="seconds"),
+            "counters": s.counters_time if s.counters_enabled else "off",
+            "language": s.language,
+            "origin": s.origin,
+        }
+        for s in subs
+    ]
+    if args.csv:
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["chat_id"])
+        writer.writeheader()
+        writer.writerows(rows)
+        return 0
+    counts = ctx.bot_store.subscriber_counts()
+    if args.json:
+        _print_json({"count": counts, "subscribers": rows})
+        return 0
+    for r in rows:
+        state = "" if r["active"] else "  (unsubscribed)"
+        print(
+            f"{r['chat_id']:>16}  {r['type']:<10}  {r['subscribed_at']}  "
+            f"counters {r['counters']:<5}  {r['title'] or ''}{state}"
+        )
+    by_type = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k != "total")
+    print(f"{counts['total']} subscribed" + (f" ({by_type})" if by_type else ""))
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import asdict
+
+    from feeds.fetch import Fetcher
+
+    effective = asdict(settings)
+    effective["telegram"]["token"] = "set (hidden)" if settings.telegram.token else None
+    effective["feeds"]["source"]["profile"] = settings.feeds.source.profile.name
+    effective["feeds"]["database_url"] = mask_password(settings.feeds.database_url)
+    print(json.dumps(effective, indent=2, default=str, ensure_ascii=False))
+    fetcher = Fetcher(settings.feeds.fetch)
+    try:
+        response = fetcher.get(settings.feeds.source.url)
+    finally:
+        fetcher.close()
+    page = parse_page(
+        response.body, response.url, settings.feeds.source.profile, response.content_type
+    )
+    print(
+        f"source OK: {response.url} answered in {response.elapsed:.2f}s; profile "
+        f"{settings.feeds.source.profile.name!r} finds {len(page.entries)} statements and "
+        f"{len(page.counters)} counters"
+    )
+    return 0
+
+
+def mask_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparsable)"
+
+
 def _date(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
@@ -192,7 +289,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="feedbot", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = _Parser(
+        prog="feedbot",
+        description="Turns a page of official statements into Atom feeds and Telegram messages.",
+    )
     parser.add_argument(
         "--config", help="settings file (else $FEEDBOT_CONFIG, else config/feedbot.toml)"
     )
@@ -207,7 +307,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("counters", help="print the counters as of a day (default today, London)")
     p.add_argument("--date", type=_date, metavar="YYYY-MM-DD")
     sub.add_parser("serve", help="the HTTP server alone")
-    for name in ("run", "poll", "parse", "feed", "counters", "serve"):
+    p = sub.add_parser("backfill", help="walk the source's archive pages and store every statement")
+    p.add_argument("--max-pages", type=int, metavar="N", help="read at most N archive pages")
+    p.add_argument(
+        "--since", type=_date, metavar="YYYY-MM-DD", help="stop at statements older than this"
+    )
+    p = sub.add_parser("subscribers", help="list and count subscribers")
+    p.add_argument("--all", action="store_true", help="include chats that unsubscribed")
+    p.add_argument("--csv", action="store_true", help="export as CSV")
+    sub.add_parser("check-config", help="print the effective settings and check the source once")
+    for name in sub.choices:
         sub.choices[name].add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     return parser
 
@@ -218,6 +327,8 @@ COMMANDS_WITH_STORE: dict[str, Callable[[argparse.Namespace, Context], int]] = {
     "counters": cmd_counters,
     "serve": cmd_serve,
     "run": cmd_run,
+    "backfill": cmd_backfill,
+    "subscribers": cmd_subscribers,
 }
 
 
@@ -232,11 +343,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(config_path(args.config, os.environ))
         level = settings.log.level
         if level == "INFO" and args.command not in ("run", "serve"):
-            # A one-shot command reports its own outcome: no INFO chatter (DEBUG still works).
-            level = "WARNING"
+            # A one-shot command reports its own outcome, in one line on failure; the
+            # service's warnings would only repeat it (an explicit DEBUG still shows all).
+            level = "ERROR"
         configure_logging(level, settings.log.format, secrets)
         if args.command == "parse":
             return cmd_parse(args, settings)
+        if args.command == "check-config":
+            return cmd_check_config(args, settings)
         ctx = open_context(settings)
         try:
             return COMMANDS_WITH_STORE[args.command](args, ctx)

@@ -114,4 +114,5 @@ archive_progress = sa.Table(
     sa.Column("url", sa.Text, primary_key=True),  # an archive page already walked
     sa.Column("walked_at", UTCDateTime, nullable=False),
     sa.Column("statements", sa.Integer, nullable=False),
+    sa.Column("next_url", sa.Text),  # its next page (None: the last page)
 )

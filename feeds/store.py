@@ -467,23 +467,21 @@ class Store:
 
     # -- archive walking --------------------------------------------------
 
-    def archive_walked(self, url: str) -> bool:
+    def archive_progress(self) -> dict[str, str | None]:
+        """Archive pages walked by an unfinished backfill: page URL -> its next page."""
         with self._conn() as c:
-            query = sa.select(archive_progress.c.url).where(archive_progress.c.url == url)
-            return c.execute(query).first() is not None
+            rows = c.execute(sa.select(archive_progress.c.url, archive_progress.c.next_url))
+            return {r[0]: r[1] for r in rows}
 
-    def mark_archive_walked(self, url: str, count: int, at: dt.datetime, conn: Connection) -> None:
-        if c_exists := conn.execute(
-            sa.select(archive_progress.c.url).where(archive_progress.c.url == url)
-        ).first():
-            del c_exists
-            conn.execute(
-                archive_progress.update()
-                .where(archive_progress.c.url == url)
-                .values(walked_at=at, statements=count)
+    def mark_archive_walked(
+        self, url: str, next_url: str | None, count: int, at: dt.datetime, conn: Connection
+    ) -> None:
+        conn.execute(archive_progress.delete().where(archive_progress.c.url == url))
+        conn.execute(
+            archive_progress.insert().values(
+                url=url, next_url=next_url, walked_at=at, statements=count
             )
-        else:
-            conn.execute(archive_progress.insert().values(url=url, walked_at=at, statements=count))
+        )
 
     def forget_archive_progress(self) -> None:
         with self.begin() as c:
