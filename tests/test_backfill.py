@@ -1,0 +1,100 @@
+"""`feedbot backfill` walks the archive pages: every statement once, resumable."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+
+from bot.cli import main
+from bot.settings import Settings, load_settings
+from feeds.backfill import backfill
+from feeds.fetch import Fetcher
+from feeds.store import Store
+from tests.conftest import FIXTURES, ConfigFactory
+from tests.support.fake_source import FakeSource
+
+ARCHIVE_IDS = {f"/fnapr/{n}" for n in range(5001, 5021)}
+
+
+@pytest.fixture
+def archive() -> Iterator[FakeSource]:
+    with FakeSource(root=FIXTURES / "archive") as src:
+        yield src
+
+
+@pytest.fixture
+def archive_settings(make_config: ConfigFactory, archive: FakeSource) -> Settings:
+    return load_settings(make_config(archive.url + "/"), env={})
+
+
+def stored_paths(store: Store, base: str) -> set[str]:
+    return {s.id.removeprefix(base) for s in store.statements()}
+
+
+def test_walks_every_page_and_stores_each_statement_once(
+    archive_settings: Settings, store: Store, archive: FakeSource
+) -> None:
+    fetcher = Fetcher(archive_settings.feeds.fetch)
+    seen: list[str] = []
+    result = backfill(archive_settings.feeds, store, fetcher, progress=lambda r, url: seen.append(url),
+                      sleep=lambda _s: None)
+    fetcher.close()
+    assert result.finished and result.error is None
+    assert result.pages == 4 and result.seen == 23 and result.new == 20  # 3 overlaps
+    assert stored_paths(store, archive.url) == ARCHIVE_IDS
+    assert seen == [archive.url + "/fnapr/", *(f"{archive.url}/fnapr/?page={k}" for k in (2, 3, 4))]
+    # Dated history: the feed order follows publication dates, not the walk.
+    newest = store.statements(limit=1)[0]
+    assert newest.id.endswith("/fnapr/5020") and newest.published == dt.date(2020, 6, 30)
+
+
+def test_a_broken_page_stops_the_walk_and_a_rerun_resumes_after_the_last_good_page(
+    archive_settings: Settings, store: Store, archive: FakeSource
+) -> None:
+    archive.misbehave("/fnapr/?page=3", "status", status=500, times=10)
+    fetcher = Fetcher(archive_settings.feeds.fetch, sleep=lambda _s: None)
+    first = backfill(archive_settings.feeds, store, fetcher, sleep=lambda _s: None)
+    assert not first.finished and first.error is not None and first.pages == 2
+    assert len(stored_paths(store, archive.url)) == 11  # pages 1 and 2, one overlap
+    archive.clear()
+    before = archive.count("/fnapr/")
+    second = backfill(archive_settings.feeds, store, fetcher, sleep=lambda _s: None)
+    fetcher.close()
+    assert second.finished and second.skipped == 2 and second.pages == 2
+    assert archive.count("/fnapr/") == before  # walked pages are not fetched again
+    assert stored_paths(store, archive.url) == ARCHIVE_IDS
+    assert store.archive_progress() == {}  # a finished walk starts afresh next time
+
+
+def test_bounds(archive_settings: Settings, store: Store, archive: FakeSource) -> None:
+    fetcher = Fetcher(archive_settings.feeds.fetch)
+    result = backfill(archive_settings.feeds, store, fetcher, max_pages=1, sleep=lambda _s: None)
+    assert result.finished and result.pages == 1 and result.new == 6
+    since = backfill(archive_settings.feeds, store, fetcher, since=dt.date(2020, 6, 1),
+                     sleep=lambda _s: None)
+    fetcher.close()
+    assert since.finished
+    assert all(s.published and s.published >= dt.date(2020, 6, 1) for s in store.statements())
+    assert since.pages == 2  # stopped at the first page that reached older statements
+
+
+def test_backfilled_statements_are_not_pushed_to_subscribers(
+    make_config: ConfigFactory, archive: FakeSource, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = make_config(archive.url + "/")
+    assert main(["--config", str(path), "poll"]) == 0
+    from bot.context import open_context
+
+    ctx = open_context(load_settings(path, env={}))
+    ctx.bot_store.subscribe(7, "private", dt.datetime.now(dt.UTC))
+    capsys.readouterr()
+    assert main(["--config", str(path), "backfill"]) == 0
+    out = capsys.readouterr().out
+    assert "4 archive pages read; 23 statements, 20 new" in out
+    assert ctx.store.count_statements() == 31
+    assert ctx.bot_store.outbox_counts() == {}
+    feed = (ctx.settings.feeds.feeds.folder / "statements.atom").read_text("utf-8")
+    assert "Archived statement number 20" in feed
+    ctx.close()
