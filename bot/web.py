@@ -24,7 +24,9 @@ import jinja2
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from bot import metrics as bot_metrics
 from bot.context import Context
+from feeds import metrics as feed_metrics
 from feeds import render
 
 if TYPE_CHECKING:
@@ -195,7 +197,16 @@ class WebApp:
         doc = await asyncio.to_thread(self._status)
         return web.json_response(doc, status=200 if doc["status"] == "ok" else 503)
 
+    def _refresh_gauges(self) -> None:
+        # Gauges that describe the database, read when scraped so that every
+        # instance (and a `serve` without a worker) reports the same numbers.
+        outbox = self.ctx.bot_store.outbox_counts()
+        bot_metrics.OUTBOX_BACKLOG.set(outbox.get("pending", 0) + outbox.get("sending", 0))
+        bot_metrics.SUBSCRIBERS.set(self.ctx.bot_store.subscriber_counts()["total"])
+        feed_metrics.STATEMENTS_STORED.set(self.ctx.store.count_statements())
+
     async def metrics(self, request: web.Request) -> web.Response:
+        await asyncio.to_thread(self._refresh_gauges)
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     def _index_context(self) -> dict[str, Any]:
