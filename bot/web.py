@@ -39,6 +39,7 @@ CONTENT_TYPES = {
     ".rss": "application/rss+xml; charset=utf-8",
     ".json": "application/feed+json; charset=utf-8",
 }
+_STATEMENT = re.compile(r"^/statements/(\d{1,18})$")
 _FEED_NAME = re.compile(r"^(?:archive/)?[a-z0-9][a-z0-9.-]*\.(?:atom|rss|json)$")
 
 
@@ -48,46 +49,69 @@ class FeedFile:
     body: bytes
     gzipped: bytes
     etag: str
+    gzip_etag: str  # the gzip copy is another representation, so it has its own tag
     last_modified: str
     mtime: float
     content_type: str
 
 
 class FeedFiles:
+    """Feed files by name, read once per change. A request costs one ``stat``."""
+
     def __init__(self, folder: Path) -> None:
-        self.folder = folder
+        self.folder = str(folder)
         self._cache: dict[str, FeedFile] = {}
 
     def get(self, name: str) -> FeedFile | None:
-        if not _FEED_NAME.match(name) or ".." in name:
+        cached = self._cache.get(name)
+        if cached is None and (not _FEED_NAME.match(name) or ".." in name):
             return None
-        path = self.folder / name
+        path = os.path.join(self.folder, name)  # str paths: pathlib costs more than the stat
         try:
             st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
         key = (st.st_mtime_ns, st.st_size, st.st_ino)
-        cached = self._cache.get(name)
         if cached is not None and cached.key == key:
             return cached
-        body = path.read_bytes()
+        with open(path, "rb") as handle:
+            body = handle.read()
+        etag = hashlib.sha256(body).hexdigest()[:24]
         cached = FeedFile(
             key=key,
             body=body,
             gzipped=gzip.compress(body, compresslevel=6, mtime=0),
-            etag='"' + hashlib.sha256(body).hexdigest()[:24] + '"',
+            etag=f'"{etag}"',
+            gzip_etag=f'"{etag}-gz"',
             last_modified=email.utils.formatdate(st.st_mtime, usegmt=True),
             mtime=int(st.st_mtime),
-            content_type=CONTENT_TYPES[path.suffix],
+            content_type=CONTENT_TYPES[os.path.splitext(name)[1]],
         )
         self._cache[name] = cached
         return cached
 
 
-def not_modified(request: web.Request, etag: str, mtime: float) -> bool:
+def accepts_gzip(header: str) -> bool:
+    """``Accept-Encoding`` allows gzip (``gzip;q=0`` refuses it)."""
+    if "gzip" not in header:
+        return False
+    for item in header.split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "x-gzip"):
+            q = params.strip().lower().removeprefix("q=").strip()
+            try:
+                return not params or float(q) > 0
+            except ValueError:
+                return True
+    return False
+
+
+def not_modified(request: web.BaseRequest, etag: str, mtime: float) -> bool:
     """RFC 9110: If-None-Match decides when present; else If-Modified-Since."""
     inm = request.headers.get("If-None-Match")
     if inm is not None:
+        if inm == etag:  # the usual case: a reader sending back what it got
+            return True
         tags = {t.strip().removeprefix("W/") for t in inm.split(",")}
         return "*" in tags or etag in tags or f'{etag[:-1]}-gz"' in tags
     ims = request.headers.get("If-Modified-Since")
@@ -105,8 +129,9 @@ class WebApp:
         self.ctx = ctx
         self.files = FeedFiles(ctx.settings.feeds.feeds.folder)
         self.worker = worker
+        self.pages = {"/": self.index, "/healthz": self.healthz, "/metrics": self.metrics}
         self.started = time.time()
-        self.max_age = min(ctx.settings.feeds.source.poll_seconds, 300)
+        self.cache_control = f"public, max-age={min(ctx.settings.feeds.source.poll_seconds, 300)}"
         self.templates = jinja2.Environment(
             loader=jinja2.PackageLoader("bot", "templates"),
             autoescape=True,
@@ -118,35 +143,54 @@ class WebApp:
         tg = self.worker.telegram if self.worker else None
         return tg.username if tg else None
 
-    async def telegram_webhook(self, request: web.Request) -> web.StreamResponse:
+    async def telegram_webhook(self, request: web.BaseRequest) -> web.StreamResponse:
         tg = self.worker.telegram if self.worker else None
         if tg is None:
-            raise web.HTTPServiceUnavailable()
+            return web.Response(status=503, text="the bot is not running\n")
         path, receive = tg.webhook_route()
         if request.path != path:
-            raise web.HTTPNotFound()
+            return web.Response(status=404, text="404: Not Found\n")
         response: web.StreamResponse = await receive(request)
         return response
 
+    def server(self) -> web.Server:
+        """aiohttp's low-level server around ``handle``: the Application layer
+        (router, middlewares, signals) costs more per request than a feed answer
+        itself, and there are only a handful of routes."""
+        return web.Server(self.handle)
+
     def app(self) -> web.Application:
+        """The same handler as an Application, for aiohttp's test utilities."""
         app = web.Application()
-        app.router.add_get("/", self.index)
-        app.router.add_get("/feeds/{name:.+}", self.feed)
-        app.router.add_get("/statements/{seq:\\d+}", self.statement)
-        app.router.add_get("/healthz", self.healthz)
-        app.router.add_get("/metrics", self.metrics)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 
-    async def feed(self, request: web.Request) -> web.StreamResponse:
-        f = self.files.get(request.match_info["name"])
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        path = request.path
+        if request.method not in ("GET", "HEAD"):
+            if request.method == "POST" and path.startswith("/telegram/"):
+                return await self.telegram_webhook(request)
+            return web.Response(
+                status=405, text="405: Method Not Allowed\n", headers={"Allow": "GET, HEAD"}
+            )
+        if path.startswith("/feeds/"):
+            return self.feed(request, path[len("/feeds/") :])
+        page = self.pages.get(path)
+        if page is not None:
+            return await page(request)
+        if (match := _STATEMENT.match(path)) is not None:
+            return await self.statement(int(match.group(1)))
+        return web.Response(status=404, text="404: Not Found\n")
+
+    def feed(self, request: web.BaseRequest, name: str) -> web.Response:
+        f = self.files.get(name)
         if f is None:
-            raise web.HTTPNotFound(text="no such feed (has the first poll finished?)\n")
-        gz = "gzip" in request.headers.get("Accept-Encoding", "")
+            return web.Response(status=404, text="no such feed (has the first poll finished?)\n")
+        gz = accepts_gzip(request.headers.get("Accept-Encoding", ""))
         headers = {
-            # The gzip copy is a different representation, so it has its own tag.
-            "ETag": f'{f.etag[:-1]}-gz"' if gz else f.etag,
+            "ETag": f.gzip_etag if gz else f.etag,
             "Last-Modified": f.last_modified,
-            "Cache-Control": f"public, max-age={self.max_age}",
+            "Cache-Control": self.cache_control,
             "Vary": "Accept-Encoding",
         }
         if not_modified(request, f.etag, f.mtime):
@@ -193,7 +237,7 @@ class WebApp:
         )
         return doc
 
-    async def healthz(self, request: web.Request) -> web.Response:
+    async def healthz(self, request: web.BaseRequest) -> web.Response:
         doc = await asyncio.to_thread(self._status)
         return web.json_response(doc, status=200 if doc["status"] == "ok" else 503)
 
@@ -205,7 +249,7 @@ class WebApp:
         bot_metrics.SUBSCRIBERS.set(self.ctx.bot_store.subscriber_counts()["total"])
         feed_metrics.STATEMENTS_STORED.set(self.ctx.store.count_statements())
 
-    async def metrics(self, request: web.Request) -> web.Response:
+    async def metrics(self, request: web.BaseRequest) -> web.Response:
         await asyncio.to_thread(self._refresh_gauges)
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -234,16 +278,15 @@ class WebApp:
             "render": render,
         }
 
-    async def index(self, request: web.Request) -> web.Response:
+    async def index(self, request: web.BaseRequest) -> web.Response:
         context = await asyncio.to_thread(self._index_context)
         body = self.templates.get_template("index.html").render(**context)
         return web.Response(text=body, content_type="text/html", charset="utf-8")
 
-    async def statement(self, request: web.Request) -> web.Response:
-        seq = int(request.match_info["seq"])
+    async def statement(self, seq: int) -> web.Response:
         found = await asyncio.to_thread(self.ctx.store.statement_by_seq, seq)
         if found is None:
-            raise web.HTTPNotFound(text="no such statement\n")
+            return web.Response(status=404, text="no such statement\n")
         versions = await asyncio.to_thread(self.ctx.store.versions, found.id)
         body = self.templates.get_template("statement.html").render(
             title=self.ctx.settings.feeds.feeds.title, s=found, versions=versions, render=render
