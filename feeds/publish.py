@@ -13,13 +13,13 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from feeds import render
 from feeds.render import ArchiveLinks, FeedContext
-from feeds.store import Statement, Store
+from feeds.store import Store
 
 MANIFEST = ".manifest.json"
 
@@ -35,26 +35,9 @@ def archive_name(page: int) -> str:
     return f"archive/statements-{page}.atom"
 
 
-def _fingerprint(items: Iterable[Statement], *extra: object) -> str:
-    digest = hashlib.sha256()
-    for s in items:
-        digest.update(
-            repr(
-                (
-                    s.seq,
-                    s.id,
-                    s.title,
-                    s.summary,
-                    s.content,
-                    s.published,
-                    s.edited_at,
-                    s.url,
-                    s.first_seen,
-                )
-            ).encode()
-        )
-    digest.update(repr(extra).encode())
-    return digest.hexdigest()
+def _fingerprint(keys: Sequence[tuple[object, ...]], *extra: object) -> str:
+    """Changes whenever anything rendered in an archive page changes."""
+    return hashlib.sha256(repr((keys, extra)).encode()).hexdigest()
 
 
 class FeedBuilder:
@@ -100,12 +83,14 @@ class FeedBuilder:
         ]
 
     def archives(self, known: dict[str, str]) -> tuple[list[Document], dict[str, str]]:
-        """Archive documents whose fingerprint is not in ``known``; and all fingerprints."""
-        total = self.store.count_statements()
-        pages = total // self.per_doc
+        """Archive documents whose fingerprint is not in ``known``; and all fingerprints.
+
+        Fingerprints come from a narrow projection of every statement (one query),
+        so an unchanged archive page costs a hash, not a render or a full read."""
+        keys = self.store.statement_versions_oldest_first()
+        pages = len(keys) // self.per_doc
         docs, prints = [], {}
         for page in range(1, pages + 1):
-            items = self.store.statements_oldest_first(self.per_doc, (page - 1) * self.per_doc)
             links = ArchiveLinks(
                 prev_archive=self.ctx.url(f"/feeds/{archive_name(page - 1)}") if page > 1 else None,
                 next_archive=self.ctx.url(
@@ -115,9 +100,11 @@ class FeedBuilder:
                 is_archive=True,
             )
             name = archive_name(page)
-            prints[name] = _fingerprint(items, links, self.ctx)
+            start = (page - 1) * self.per_doc
+            prints[name] = _fingerprint(keys[start : start + self.per_doc], links, self.ctx)
             if known.get(name) == prints[name]:
                 continue
+            items = self.store.statements_oldest_first(self.per_doc, start)
             newest_first = list(reversed(items))
             body = render.statements_atom(newest_first, self.ctx, f"/feeds/{name}", links)
             docs.append(Document(name, body, render.feed_updated(items)))

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from alembic import command
@@ -31,6 +32,7 @@ from feeds.schema import (
 )
 
 log = logging.getLogger(__name__)
+LONDON = ZoneInfo("Europe/London")
 
 
 @dataclass(frozen=True)
@@ -166,9 +168,7 @@ def _counter(row: sa.Row[Any]) -> StoredCounter:
 
 
 def london_today(now: dt.datetime) -> dt.date:
-    from zoneinfo import ZoneInfo
-
-    return now.astimezone(ZoneInfo("Europe/London")).date()
+    return now.astimezone(LONDON).date()
 
 
 class Store:
@@ -302,6 +302,22 @@ class Store:
         )
         with self._conn() as c:
             return [_statement(r) for r in c.execute(query)]
+
+    def statement_versions_oldest_first(self) -> list[tuple[object, ...]]:
+        """For every statement, in archive order, the columns whose change alters how
+        it renders (the text columns change only together with these)."""
+        c_ = statements.c
+        query = sa.select(
+            c_.seq,
+            c_.id,
+            c_.url,
+            c_.published,
+            c_.edited_at,
+            c_.content_fetched_at,
+            c_.content_attempts,
+        ).order_by(c_.sort_date, c_.seq)
+        with self._conn() as c:
+            return [tuple(r) for r in c.execute(query)]
 
     def statement(self, statement_id: str) -> Statement | None:
         with self._conn() as c:

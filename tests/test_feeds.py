@@ -9,6 +9,7 @@ from pathlib import Path
 import feedparser
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lxml import etree
 
 from bot.settings import load_settings
 from feeds import render
@@ -149,17 +150,19 @@ HOSTILE = st.text(
 @given(st.lists(st.tuples(HOSTILE, HOSTILE, st.one_of(st.none(), HOSTILE)), min_size=1, max_size=4))
 def test_any_text_gives_valid_feeds(items: list[tuple[str, str, str | None]]) -> None:
     statements = [statement(n, *item) for n, item in enumerate(items)]
-    for body, kind in (
-        (render.statements_atom(statements, CTX, "/feeds/statements.atom"), "atom10"),
-        (render.statements_rss(statements, CTX, "/feeds/statements.rss"), "rss20"),
-    ):
+    atom = render.statements_atom(statements, CTX, "/feeds/statements.atom")
+    rss = render.statements_rss(statements, CTX, "/feeds/statements.rss")
+    for body, kind in ((atom, "atom10"), (rss, "rss20")):
         parsed = feedparser.parse(body)
         assert parsed.bozo == 0, parsed.get("bozo_exception")
         assert parsed.version == kind
         assert len(parsed.entries) == len(items)
-        for entry, (title, _summary, _content) in zip(parsed.entries, items, strict=True):
-            if strip_controls(title).strip():
-                assert entry.title.strip() == strip_controls(title).strip()
+    # The exact text, read back by a strict XML parser (feedparser "repairs" some
+    # text that looks like mojibake, so it is not the judge of exactness).
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    titles = [t.text or "" for t in etree.fromstring(atom).findall("a:entry/a:title", ns)]
+    for got, (title, _summary, _content) in zip(titles, items, strict=True):
+        assert got == (strip_controls(title).strip() or "(untitled statement)")
     doc = json.loads(render.statements_json(statements, CTX, "/feeds/statements.json"))
     assert [i["title"] for i in doc["items"]] == [t for t, _s, _c in items]
 
