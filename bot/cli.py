@@ -152,16 +152,10 @@ def cmd_counters(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace, ctx: Context) -> int:
-    from bot.service import serve_forever
+def cmd_service(args: argparse.Namespace, ctx: Context) -> int:
+    from bot.service import ROLES, serve_forever
 
-    return serve_forever(ctx, with_worker=False)
-
-
-def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
-    from bot.service import serve_forever
-
-    return serve_forever(ctx, with_worker=True)
+    return serve_forever(ctx, ROLES[args.command])
 
 
 def cmd_backfill(args: argparse.Namespace, ctx: Context) -> int:
@@ -266,6 +260,23 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_migrate_db(args: argparse.Namespace, ctx: Context) -> int:
+    from bot.dbcopy import copy_database
+
+    report = copy_database(ctx.store.engine, args.to)
+    if args.json:
+        _print_json([r.__dict__ for r in report])
+    else:
+        for r in report:
+            state = "ok" if r.verified else "MISMATCH"
+            print(f"{r.name:<20} {r.rows:>8} rows  sha256 {r.checksum[:16]}  {state}")
+    if not all(r.verified for r in report):
+        print("feedbot: the copy differs from the source (see above)", file=sys.stderr)
+        return 1
+    print(f"copied to {mask_password(args.to)}: every table verified by count and checksum")
+    return 0
+
+
 def mask_password(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -307,6 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("counters", help="print the counters as of a day (default today, London)")
     p.add_argument("--date", type=_date, metavar="YYYY-MM-DD")
     sub.add_parser("serve", help="the HTTP server alone")
+    sub.add_parser(
+        "web", help="the HTTP server alone, feeds from the database (scale-out web tier)"
+    )
+    sub.add_parser("worker", help="polling, daily counters and the bot, without HTTP (scale-out)")
     p = sub.add_parser("backfill", help="walk the source's archive pages and store every statement")
     p.add_argument("--max-pages", type=int, metavar="N", help="read at most N archive pages")
     p.add_argument(
@@ -316,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="include chats that unsubscribed")
     p.add_argument("--csv", action="store_true", help="export as CSV")
     sub.add_parser("check-config", help="print the effective settings and check the source once")
+    p = sub.add_parser("migrate-db", help="copy this database into another (e.g. PostgreSQL)")
+    p.add_argument("--to", required=True, metavar="DATABASE_URL", help="the empty target database")
     for name in sub.choices:
         sub.choices[name].add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     return parser
@@ -325,10 +342,13 @@ COMMANDS_WITH_STORE: dict[str, Callable[[argparse.Namespace, Context], int]] = {
     "poll": cmd_poll,
     "feed": cmd_feed,
     "counters": cmd_counters,
-    "serve": cmd_serve,
-    "run": cmd_run,
+    "serve": cmd_service,
+    "run": cmd_service,
+    "web": cmd_service,
+    "worker": cmd_service,
     "backfill": cmd_backfill,
     "subscribers": cmd_subscribers,
+    "migrate-db": cmd_migrate_db,
 }
 
 
@@ -342,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(config_path(args.config, os.environ))
         level = settings.log.level
-        if level == "INFO" and args.command not in ("run", "serve"):
+        if level == "INFO" and args.command not in ("run", "serve", "web", "worker"):
             # A one-shot command reports its own outcome, in one line on failure; the
             # service's warnings would only repeat it (an explicit DEBUG still shows all).
             level = "ERROR"

@@ -20,6 +20,7 @@ chats at once; a chat that keeps failing only delays its own items.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -44,6 +45,7 @@ from bot.store import BotStore, OutboxItem
 from feeds.store import Store
 
 log = logging.getLogger(__name__)
+ERROR_PAUSE = 5.0  # seconds between tries while the database fails
 
 GONE = (
     "chat not found",
@@ -85,19 +87,31 @@ class Sender:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        recovering = True
+        while not stop.is_set():
+            try:
+                if recovering:
+                    await self._recover_in_flight()
+                    recovering = False
+                dispatched = await self.dispatch_due()
+                if dispatched:
+                    continue
+                self._wake.clear()
+                await self._sleep_until_due(stop)
+            except Exception:
+                # A database error must not end delivery for the life of the process.
+                log.exception("could not read the outbox; trying again in %.0fs", ERROR_PAUSE)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=ERROR_PAUSE)
+        await self.drain_tasks()
+
+    async def _recover_in_flight(self) -> None:
         recovered = await asyncio.to_thread(self.bot_store.recover_in_flight, self.clock())
         if recovered:
             log.warning(
                 "%d messages were in flight when feedbot last stopped; retrying each once",
                 recovered,
             )
-        while not stop.is_set():
-            dispatched = await self.dispatch_due()
-            if dispatched:
-                continue
-            self._wake.clear()
-            await self._sleep_until_due(stop)
-        await self.drain_tasks()
 
     async def drain_tasks(self) -> None:
         if self._tasks:

@@ -111,6 +111,9 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
                 if chat_id is not None:
                     await _sleep(self.chats.reserve(chat_id))
                 await _sleep(self.pacer.reserve())
+                # A 429 that came back while this request waited for its slot holds it too.
+                while self.pacer.blocked_until > time.monotonic():
+                    await _sleep(self.pacer.reserve())
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:

@@ -1,8 +1,13 @@
-"""``feedbot run`` and ``feedbot serve``: one process, one event loop.
+"""The long-running roles, each one process and one event loop:
 
-The HTTP server always runs; ``run`` adds the worker (polling, daily counters
-and, when a token is set, the Telegram bot) once this process holds the
-database's worker lease.
+* ``run``    HTTP server (feeds from the feeds folder) + worker — one machine;
+* ``serve``  the HTTP server alone, from the feeds folder;
+* ``web``    the HTTP server alone, feeds from the database — any number of
+             instances behind a load balancer, all answering the same bytes;
+* ``worker`` polling, daily counters and the bot, no HTTP (unless the bot
+             takes updates by webhook, which needs it).
+
+The worker starts working only while it holds the database's worker lease.
 """
 
 from __future__ import annotations
@@ -11,30 +16,56 @@ import asyncio
 import contextlib
 import logging
 import signal
+from dataclasses import dataclass
 
 import uvloop
 from aiohttp import web
 
 from bot.context import Context
-from bot.web import WebApp
+from bot.web import DatabaseFeeds, WebApp
 from bot.worker import Worker
 
 log = logging.getLogger(__name__)
 
 
-async def run_service(ctx: Context, with_worker: bool, stop: asyncio.Event | None = None) -> int:
+@dataclass(frozen=True)
+class Role:
+    http: bool
+    worker: bool
+    feeds_from_database: bool = False
+
+
+ROLES = {
+    "run": Role(http=True, worker=True),
+    "serve": Role(http=True, worker=False),
+    "web": Role(http=True, worker=False, feeds_from_database=True),
+    "worker": Role(http=False, worker=True),
+}
+
+
+async def run_service(ctx: Context, role: Role, stop: asyncio.Event | None = None) -> int:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
-    worker = Worker(ctx) if with_worker else None
-    runner = web.ServerRunner(WebApp(ctx, worker).server(), access_log=None, handle_signals=False)
-    await runner.setup()
-    http = ctx.settings.feeds.http
-    site = web.TCPSite(runner, http.host, http.port, reuse_address=True)
-    await site.start()
-    log.info("serving feeds and pages on http://%s:%d/", http.host, http.port)
+    worker = Worker(ctx) if role.worker else None
+    runner: web.ServerRunner | None = None
+    background: list[asyncio.Task[None]] = []
+    webhook = bool(ctx.settings.telegram.token and ctx.settings.telegram.webhook_url)
+    if role.http or (worker is not None and webhook):
+        feeds = None
+        if role.feeds_from_database:
+            feeds = DatabaseFeeds(ctx.store)
+            await feeds.refresh()
+            background.append(asyncio.create_task(feeds.run(stop)))
+        server = WebApp(ctx, worker, feeds).server()
+        runner = web.ServerRunner(server, access_log=None, handle_signals=False)
+        await runner.setup()
+        http = ctx.settings.feeds.http
+        site = web.TCPSite(runner, http.host, http.port, reuse_address=True)
+        await site.start()
+        log.info("serving feeds and pages on http://%s:%d/", http.host, http.port)
     ok = True
     try:
         if worker is not None:
@@ -43,12 +74,17 @@ async def run_service(ctx: Context, with_worker: bool, stop: asyncio.Event | Non
             await stop.wait()
     finally:
         log.info("shutting down")
-        await runner.cleanup()
+        stop.set()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if runner is not None:
+            await runner.cleanup()
     return 0 if ok else 1
 
 
-def serve_forever(ctx: Context, with_worker: bool) -> int:
+def serve_forever(ctx: Context, role: Role) -> int:
     # uvloop roughly halves the event loop's cost per request; feeds are served
     # by the thousand per second, so it is worth its one dependency.
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(run_service(ctx, with_worker))
+        return runner.run(run_service(ctx, role))

@@ -8,16 +8,17 @@ memory and re-read only when a file's stat changes, so a feed request costs a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import email.utils
 import gzip
-import hashlib
+import logging
 import os
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -28,10 +29,13 @@ from bot import metrics as bot_metrics
 from bot.context import Context
 from feeds import metrics as feed_metrics
 from feeds import render
+from feeds.publish import etag_of
+from feeds.store import Store
 
 if TYPE_CHECKING:
     from bot.worker import Worker
 
+log = logging.getLogger(__name__)
 LONDON = ZoneInfo("Europe/London")
 VERSION = "0.1.0"
 CONTENT_TYPES = {
@@ -55,6 +59,10 @@ class FeedFile:
     content_type: str
 
 
+class FeedSource(Protocol):
+    def get(self, name: str) -> FeedFile | None: ...
+
+
 class FeedFiles:
     """Feed files by name, read once per change. A request costs one ``stat``."""
 
@@ -76,19 +84,61 @@ class FeedFiles:
             return cached
         with open(path, "rb") as handle:
             body = handle.read()
-        etag = hashlib.sha256(body).hexdigest()[:24]
-        cached = FeedFile(
-            key=key,
-            body=body,
-            gzipped=gzip.compress(body, compresslevel=6, mtime=0),
-            etag=f'"{etag}"',
-            gzip_etag=f'"{etag}-gz"',
-            last_modified=email.utils.formatdate(st.st_mtime, usegmt=True),
-            mtime=int(st.st_mtime),
-            content_type=CONTENT_TYPES[os.path.splitext(name)[1]],
-        )
+        cached = feed_file(name, body, etag_of(body), st.st_mtime, key)
         self._cache[name] = cached
         return cached
+
+
+def feed_file(name: str, body: bytes, etag: str, mtime: float, key: Any) -> FeedFile:
+    return FeedFile(
+        key=key,
+        body=body,
+        gzipped=gzip.compress(body, compresslevel=6, mtime=0),
+        etag=etag,
+        gzip_etag=f'{etag[:-1]}-gz"',
+        last_modified=email.utils.formatdate(mtime, usegmt=True),
+        mtime=int(mtime),
+        content_type=CONTENT_TYPES[os.path.splitext(name)[1]],
+    )
+
+
+class DatabaseFeeds:
+    """Feed documents from the database, for web instances on several machines:
+    all of them answer the same bytes and ETags. Held in memory and refreshed in
+    the background once a second, so a request never waits for the database."""
+
+    def __init__(self, store: Store, refresh_seconds: float = 1.0) -> None:
+        self.store = store
+        self.refresh_seconds = refresh_seconds
+        self._cache: dict[str, FeedFile] = {}
+
+    def get(self, name: str) -> FeedFile | None:
+        return self._cache.get(name)
+
+    def _load(self) -> dict[str, FeedFile]:
+        fresh: dict[str, FeedFile] = {}
+        for name, (etag, changed_at) in self.store.document_versions().items():
+            cached = self._cache.get(name)
+            if cached is not None and cached.etag == etag:
+                fresh[name] = cached
+                continue
+            found = self.store.document(name)
+            if found is not None and name.endswith(tuple(CONTENT_TYPES)):
+                body, etag, changed_at = found
+                fresh[name] = feed_file(name, body, etag, changed_at.timestamp(), etag)
+        return fresh
+
+    async def refresh(self) -> None:
+        self._cache = await asyncio.to_thread(self._load)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("could not read the feeds from the database")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.refresh_seconds)
 
 
 def accepts_gzip(header: str) -> bool:
@@ -125,9 +175,11 @@ def not_modified(request: web.BaseRequest, etag: str, mtime: float) -> bool:
 
 
 class WebApp:
-    def __init__(self, ctx: Context, worker: Worker | None = None) -> None:
+    def __init__(
+        self, ctx: Context, worker: Worker | None = None, feeds: FeedSource | None = None
+    ) -> None:
         self.ctx = ctx
-        self.files = FeedFiles(ctx.settings.feeds.feeds.folder)
+        self.files: FeedSource = feeds or FeedFiles(ctx.settings.feeds.feeds.folder)
         self.worker = worker
         self.pages = {"/": self.index, "/healthz": self.healthz, "/metrics": self.metrics}
         self.started = time.time()

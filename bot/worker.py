@@ -19,12 +19,14 @@ import uuid
 from collections.abc import Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from telegram.error import InvalidToken
 
 from bot.context import Context
 from bot.delivery import Sender
 from bot.handlers import BotDeps
 from bot.scheduler import Poller
 from bot.telegram import TelegramBot
+from feeds.errors import ConfigError
 from feeds.pipeline import PollOutcome
 
 log = logging.getLogger(__name__)
@@ -143,6 +145,9 @@ class Worker:
                 tasks.append(asyncio.create_task(self.sender.run(stop)))
             await stop.wait()
         finally:
+            # However the work ended (stop, a lost lease, an error), the lease keeper and
+            # the sender end with it: a failed start must not wait on them, then time out.
+            stop.set()
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=False)
             for task in tasks:
@@ -166,7 +171,13 @@ class Worker:
             admin_chat_ids=tg.admin_chat_ids,
         )
         self.telegram = TelegramBot(tg, deps)
-        await self.telegram.start()
+        try:
+            await self.telegram.start()
+        except InvalidToken:
+            # PTB's own message quotes the token, and would end up on stderr.
+            raise ConfigError(
+                "TELEGRAM_BOT_TOKEN (environment): Telegram rejected the bot token"
+            ) from None
         self.sender = Sender(
             self.telegram.bot, self.ctx.store, self.ctx.bot_store, paid_broadcast=tg.paid_broadcast
         )

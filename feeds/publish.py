@@ -126,16 +126,26 @@ def write_atomically(path: Path, body: bytes) -> None:
         raise
 
 
+def etag_of(body: bytes) -> str:
+    """The strong validator of a document: the same bytes give the same tag everywhere."""
+    return '"' + hashlib.sha256(body).hexdigest()[:24] + '"'
+
+
 def publish(folder: Path, builder: FeedBuilder, today: dt.date) -> list[str]:
-    """Write every changed document; returns the names written."""
+    """Write every changed document to the folder and the database; returns the
+    names that changed in either."""
     manifest_path = folder / MANIFEST
     try:
         known = json.loads(manifest_path.read_text("utf-8"))
     except (FileNotFoundError, ValueError):
         known = {}
     known = {k: v for k, v in known.items() if (folder / k).exists()}
+    stored = builder.store.document_etags()
+    # A document missing from the database is rendered again even if its file is current.
+    known = {k: v for k, v in known.items() if k in stored}
     archives, prints = builder.archives(known)
-    written = []
+    written: list[str] = []
+    to_store: list[tuple[str, bytes, str]] = []
     for doc in [*builder.current(today), *archives]:
         path = folder / doc.name
         try:
@@ -144,7 +154,13 @@ def publish(folder: Path, builder: FeedBuilder, today: dt.date) -> list[str]:
             same = False
         if not same:
             write_atomically(path, doc.body)
+        etag = etag_of(doc.body)
+        if stored.get(doc.name) != etag:
+            to_store.append((doc.name, doc.body, etag))
+        if not same or stored.get(doc.name) != etag:
             written.append(doc.name)
+    if to_store:
+        builder.store.save_documents(to_store, dt.datetime.now(dt.UTC))
     if prints != known:
         write_atomically(manifest_path, json.dumps(prints, sort_keys=True, indent=1).encode())
     return written

@@ -116,3 +116,13 @@ archive_progress = sa.Table(
     sa.Column("statements", sa.Integer, nullable=False),
     sa.Column("next_url", sa.Text),  # its next page (None: the last page)
 )
+
+feed_documents = sa.Table(
+    "feed_documents",
+    metadata,
+    # The published feeds, for web instances that do not share the feeds folder.
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("etag", sa.String(64), nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("changed_at", UTCDateTime, nullable=False),
+)

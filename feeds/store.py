@@ -25,6 +25,7 @@ from feeds.model import Article, Page
 from feeds.schema import (
     archive_progress,
     counters,
+    feed_documents,
     polls,
     source_state,
     statement_versions,
@@ -480,6 +481,40 @@ class Store:
         with self._conn() as c:
             rows = c.execute(sa.select(polls.c.result, sa.func.count()).group_by(polls.c.result))
             return {r[0]: int(r[1]) for r in rows}
+
+    # -- published feed documents ------------------------------------------
+
+    def document_etags(self) -> dict[str, str]:
+        with self._conn() as c:
+            return {
+                r[0]: r[1]
+                for r in c.execute(sa.select(feed_documents.c.name, feed_documents.c.etag))
+            }
+
+    def document_versions(self) -> dict[str, tuple[str, dt.datetime]]:
+        with self._conn() as c:
+            rows = c.execute(
+                sa.select(feed_documents.c.name, feed_documents.c.etag, feed_documents.c.changed_at)
+            )
+            return {r[0]: (r[1], r[2]) for r in rows}
+
+    def document(self, name: str) -> tuple[bytes, str, dt.datetime] | None:
+        with self._conn() as c:
+            row = c.execute(
+                sa.select(
+                    feed_documents.c.body, feed_documents.c.etag, feed_documents.c.changed_at
+                ).where(feed_documents.c.name == name)
+            ).first()
+            return (bytes(row[0]), row[1], row[2]) if row else None
+
+    def save_documents(self, docs: list[tuple[str, bytes, str]], at: dt.datetime) -> None:
+        """Insert or replace (name, body, etag) documents in one transaction."""
+        with self.begin() as c:
+            for name, body, etag in docs:
+                c.execute(feed_documents.delete().where(feed_documents.c.name == name))
+                c.execute(
+                    feed_documents.insert().values(name=name, body=body, etag=etag, changed_at=at)
+                )
 
     # -- archive walking --------------------------------------------------
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from bot.context import Context, open_context
-from bot.service import run_service
+from bot.service import ROLES, run_service
 from bot.settings import load_settings
 from tests.conftest import FIXTURES, ConfigFactory
 from tests.support.fake_source import FakeSource
@@ -66,7 +66,7 @@ async def running(
     )
     ctx = open_context(settings)
     stop = asyncio.Event()
-    task = asyncio.create_task(run_service(ctx, with_worker=True, stop=stop))
+    task = asyncio.create_task(run_service(ctx, ROLES["run"], stop=stop))
     run = Running(ctx, tg, source, stop, task)
     await run.until(lambda: ctx.store.count_statements() == 11)
     yield run
