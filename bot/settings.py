@@ -33,6 +33,15 @@ class TelegramSettings:
 
 
 @dataclass(frozen=True)
+class WorkerSettings:
+    """The lease that makes one worker per database do the polling and sending."""
+
+    lease_seconds: float = 20.0  # a dead holder's lease is free after this
+    renew_seconds: float = 5.0  # how often the holder renews, and stand-bys try
+    same_host_takeover: bool = True  # take over at once from a dead process on this host
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "INFO"
     format: str = "text"
@@ -43,6 +52,7 @@ class Settings:
     feeds: FeedsConfig
     telegram: TelegramSettings
     log: LogSettings
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
 
 
 def config_path(cli_value: str | None, env: Mapping[str, str]) -> Path:
@@ -110,4 +120,16 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
             check=lambda v: None if v in ("text", "json") else "must be text or json",
         ),
     )
-    return Settings(feeds=feeds, telegram=telegram, log=log)
+    w = Section(doc, "worker", env)
+    renew = w.get("renew_seconds", float, 5.0, check=at_least(0.1))
+    worker = WorkerSettings(
+        lease_seconds=w.get(
+            "lease_seconds",
+            float,
+            20.0,
+            check=lambda v: None if v > renew else "must be longer than worker.renew_seconds",
+        ),
+        renew_seconds=renew,
+        same_host_takeover=w.get("same_host_takeover", bool, True),
+    )
+    return Settings(feeds=feeds, telegram=telegram, log=log, worker=worker)

@@ -3,7 +3,7 @@
 A lease row in the database names the process doing this work. Another
 ``feedbot run`` on the same database finds the lease held, says so, and waits
 as a stand-by while serving HTTP; it takes over when the lease expires (the
-holder died) — within ``LEASE_TTL`` seconds — or at once when the holder was a
+holder died) — within ``worker.lease_seconds`` — or at once when the holder was a
 process on this host that no longer exists.
 """
 
@@ -31,8 +31,6 @@ from feeds.pipeline import PollOutcome
 
 log = logging.getLogger(__name__)
 LEASE = "worker"
-LEASE_TTL = 20.0
-RENEW_EVERY = 5.0
 COUNTERS_CHECK_SECONDS = 30.0
 
 
@@ -80,7 +78,12 @@ class Worker:
         current = self.ctx.bot_store.lease_holder(LEASE)
         if current and _dead_local_holder(current[0]):
             steal.append(current[0])
-        return self.ctx.bot_store.take_lease(LEASE, self.holder, self.clock(), LEASE_TTL, steal)
+        ws = self.ctx.settings.worker
+        if not ws.same_host_takeover:
+            steal = []
+        return self.ctx.bot_store.take_lease(
+            LEASE, self.holder, self.clock(), ws.lease_seconds, steal
+        )
 
     async def wait_for_lease(self, stop: asyncio.Event) -> bool:
         announced = False
@@ -95,13 +98,13 @@ class Worker:
                 )
                 announced = True
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=RENEW_EVERY)
+                await asyncio.wait_for(stop.wait(), timeout=self.ctx.settings.worker.renew_seconds)
         return False
 
     async def _keep_lease(self, stop: asyncio.Event, lost: asyncio.Event) -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=RENEW_EVERY)
+                await asyncio.wait_for(stop.wait(), timeout=self.ctx.settings.worker.renew_seconds)
             if stop.is_set():
                 return
             try:
