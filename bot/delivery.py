@@ -40,7 +40,7 @@ from telegram.error import (
 
 from bot import metrics
 from bot.messages import counters_message, statement_message
-from bot.ratelimit import retry_seconds
+from bot.ratelimit import FloodLimiter, retry_seconds
 from bot.store import BotStore, OutboxItem
 from feeds.store import Store
 
@@ -68,6 +68,7 @@ class Sender:
         store: Store,
         bot_store: BotStore,
         paid_broadcast: bool = False,
+        limiter: FloodLimiter | None = None,
         max_in_flight: int = 32,
         max_attempts: int = 8,
         clock: Callable[[], dt.datetime] = utcnow,
@@ -76,6 +77,7 @@ class Sender:
         self.store = store
         self.bot_store = bot_store
         self.paid_broadcast = paid_broadcast
+        self.limiter = limiter
         self.max_attempts = max_attempts
         self.clock = clock
         self._slots = asyncio.Semaphore(max_in_flight)
@@ -145,8 +147,16 @@ class Sender:
             task.add_done_callback(self._tasks.discard)
             started += 1
         if not started and self._tasks:
-            # Everything due is for chats in flight: wait for one of them.
-            await asyncio.wait(set(self._tasks), return_when=asyncio.FIRST_COMPLETED)
+            # Everything due is for chats in flight: wait for one of them to finish,
+            # or for news (a slow chat must not hold up newly queued messages).
+            self._wake.clear()
+            waker = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait(
+                    {*self._tasks, waker}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                waker.cancel()
             return 1
         return started
 
@@ -183,6 +193,10 @@ class Sender:
         return None
 
     async def deliver(self, item: OutboxItem) -> None:
+        # Take the flood-control turn first, then mark the item in flight: after a
+        # crash only what really left can be "in flight", not a queue of waiters.
+        if self.limiter is not None:
+            await self.limiter.wait_turn(item.chat_id)
         claimed = await asyncio.to_thread(self.bot_store.claim, item.id)
         if claimed is None:
             return  # someone else took it, or it was dropped meanwhile
@@ -198,19 +212,36 @@ class Sender:
         parts, button = rendered
         for index in range(claimed.parts_sent, len(parts)):
             last = index == len(parts) - 1
-            outcome = await self._send_part(claimed, parts[index], button if last else None)
+            paced = index == claimed.parts_sent and self.limiter is not None
+            outcome = await self._send_part(claimed, parts[index], button if last else None, paced)
             if outcome is None:
                 return
-            await asyncio.to_thread(self.bot_store.part_sent, claimed, outcome, self.clock(), last)
+            await self._record_sent(claimed, outcome, last)
         metrics.MESSAGES.labels(claimed.kind, "sent").inc()
 
+    async def _record_sent(self, item: OutboxItem, message_id: int, last: bool) -> None:
+        """The message is out: recording it must not fail lightly, or it goes out again."""
+        for pause in (0.5, 1.0, 2.0, 4.0, None):
+            try:
+                await asyncio.to_thread(
+                    self.bot_store.part_sent, item, message_id, self.clock(), last
+                )
+                return
+            except Exception:
+                if pause is None:
+                    raise
+                log.warning("could not record message %d as sent; retrying", message_id)
+                await asyncio.sleep(pause)
+
     async def _send_part(
-        self, item: OutboxItem, text: str, button: InlineKeyboardMarkup | None
+        self, item: OutboxItem, text: str, button: InlineKeyboardMarkup | None, paced: bool
     ) -> int | None:
         """The message id, or None when the item was rescheduled or ended."""
         store = self.bot_store
         now = self.clock()
         extra: dict[str, Any] = {"allow_paid_broadcast": True} if self.paid_broadcast else {}
+        if self.limiter is not None:
+            extra["rate_limit_args"] = {"paced": paced}
         try:
             message = await self.bot.send_message(
                 chat_id=item.chat_id,

@@ -89,6 +89,15 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         self.max_retries = max_retries
         self.retries_after_429 = 0
 
+    async def wait_turn(self, chat_id: int | None) -> None:
+        """Wait until one more message (to ``chat_id``) keeps within every limit."""
+        if chat_id is not None:
+            await _sleep(self.chats.reserve(chat_id))
+        await _sleep(self.pacer.reserve())
+        # A 429 that came back while this request waited for its slot holds it too.
+        while self.pacer.blocked_until > time.monotonic():
+            await _sleep(self.pacer.reserve())
+
     async def initialize(self) -> None:
         pass
 
@@ -106,14 +115,12 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
         limited = endpoint in LIMITED
         chat_id = _chat_id(data.get("chat_id")) if limited else None
+        # The sender takes its turn (wait_turn) before it marks a message in flight,
+        # and says so: such a first attempt is not paced twice.
+        paced = bool(rate_limit_args and rate_limit_args.get("paced"))
         for attempt in range(self.max_retries + 1):
-            if limited:
-                if chat_id is not None:
-                    await _sleep(self.chats.reserve(chat_id))
-                await _sleep(self.pacer.reserve())
-                # A 429 that came back while this request waited for its slot holds it too.
-                while self.pacer.blocked_until > time.monotonic():
-                    await _sleep(self.pacer.reserve())
+            if limited and not (paced and attempt == 0):
+                await self.wait_turn(chat_id)
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:

@@ -182,7 +182,11 @@ class Worker:
                 "TELEGRAM_BOT_TOKEN (environment): Telegram rejected the bot token"
             ) from None
         self.sender = Sender(
-            self.telegram.bot, self.ctx.store, self.ctx.bot_store, paid_broadcast=tg.paid_broadcast
+            self.telegram.bot,
+            self.ctx.store,
+            self.ctx.bot_store,
+            paid_broadcast=tg.paid_broadcast,
+            limiter=self.telegram.limiter,
         )
 
     def _subscribe_channels(self) -> None:

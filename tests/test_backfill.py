@@ -38,8 +38,13 @@ def test_walks_every_page_and_stores_each_statement_once(
 ) -> None:
     fetcher = Fetcher(archive_settings.feeds.fetch)
     seen: list[str] = []
-    result = backfill(archive_settings.feeds, store, fetcher, progress=lambda r, url: seen.append(url),
-                      sleep=lambda _s: None)
+    result = backfill(
+        archive_settings.feeds,
+        store,
+        fetcher,
+        progress=lambda r, url: seen.append(url),
+        sleep=lambda _s: None,
+    )
     fetcher.close()
     assert result.finished and result.error is None
     assert result.pages == 4 and result.seen == 23 and result.new == 20  # 3 overlaps
@@ -72,8 +77,9 @@ def test_bounds(archive_settings: Settings, store: Store, archive: FakeSource) -
     fetcher = Fetcher(archive_settings.feeds.fetch)
     result = backfill(archive_settings.feeds, store, fetcher, max_pages=1, sleep=lambda _s: None)
     assert result.finished and result.pages == 1 and result.new == 6
-    since = backfill(archive_settings.feeds, store, fetcher, since=dt.date(2020, 6, 1),
-                     sleep=lambda _s: None)
+    since = backfill(
+        archive_settings.feeds, store, fetcher, since=dt.date(2020, 6, 1), sleep=lambda _s: None
+    )
     fetcher.close()
     assert since.finished
     assert all(s.published and s.published >= dt.date(2020, 6, 1) for s in store.statements())
