@@ -44,7 +44,7 @@ class Feedbot:
         self.role = role
         self.log_path = log
         self._log = log.open("wb")
-        self.proc = subprocess.Popen(  # noqa: S603 - our own program
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "--config", str(config), role],
             cwd=ROOT,
             env=clean_env(env),
