@@ -235,13 +235,10 @@ def cmd_subscribers(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
-    from dataclasses import asdict
-
     from feeds.fetch import Fetcher
 
-    effective = asdict(settings)
+    effective = _plain(settings)
     effective["telegram"]["token"] = "set (hidden)" if settings.telegram.token else None
-    effective["feeds"]["source"]["profile"] = settings.feeds.source.profile.name
     effective["feeds"]["database_url"] = mask_password(settings.feeds.database_url)
     print(json.dumps(effective, indent=2, default=str, ensure_ascii=False))
     fetcher = Fetcher(settings.feeds.fetch)
@@ -275,6 +272,21 @@ def cmd_migrate_db(args: argparse.Namespace, ctx: Context) -> int:
         return 1
     print(f"copied to {mask_password(args.to)}: every table verified by count and checksum")
     return 0
+
+
+def _plain(value: Any) -> Any:
+    """Settings as JSON-ready data; a source profile is shown by its name."""
+    import dataclasses
+
+    from feeds.profile import SourceProfile
+
+    if isinstance(value, SourceProfile):
+        return value.name
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def mask_password(url: str) -> str:
@@ -361,11 +373,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     secrets = (token,) if token else ()
     try:
         settings = load_settings(config_path(args.config, os.environ))
-        level = settings.log.level
-        if level == "INFO" and args.command not in ("run", "serve", "web", "worker"):
-            # A one-shot command reports its own outcome, in one line on failure; the
-            # service's warnings would only repeat it (an explicit DEBUG still shows all).
-            level = "ERROR"
+        # Unless a level is set, a one-shot command only logs errors: it reports its
+        # own outcome, and the service's warnings would only repeat it.
+        level = settings.log.level or (
+            "INFO" if args.command in ("run", "serve", "web", "worker") else "ERROR"
+        )
         configure_logging(level, settings.log.format, secrets)
         if args.command == "parse":
             return cmd_parse(args, settings)

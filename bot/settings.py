@@ -43,7 +43,7 @@ class WorkerSettings:
 
 @dataclass(frozen=True)
 class LogSettings:
-    level: str = "INFO"
+    level: str = ""  # empty: INFO for the services, ERROR for one-shot commands
     format: str = "text"
 
 
@@ -104,11 +104,11 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
         level=lg.get(
             "level",
             str.upper,
-            "INFO",
+            "",
             env="FEEDBOT_LOG_LEVEL",
             check=lambda v: (
                 None
-                if v in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+                if v in ("", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
                 else "must be DEBUG, INFO, WARNING, ERROR or CRITICAL"
             ),
         ),
