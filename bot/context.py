@@ -31,12 +31,14 @@ class Context:
     def enqueue_new_statements(self, conn: Connection, changes: Changes) -> None:
         """Runs inside the poll's transaction: statements and deliveries commit together.
         The first fill of an empty store is a record of the past: nobody is notified."""
-        if changes.first_fill or not changes.new:
+        if changes.first_fill:
             return
         now = dt.datetime.now(dt.UTC)
-        # Oldest first, so each chat receives them in publication order.
-        refs = [s.id for s in reversed(changes.new)]
-        self.bot_store.enqueue("statement", refs, now, conn)
+        if changes.new:
+            # Oldest first, so each chat receives them in publication order.
+            self.bot_store.enqueue_statements(list(reversed(changes.new)), now, conn)
+        if changes.edited and self.settings.telegram.follow_edits:
+            self.bot_store.enqueue_edits(changes.edited, now, conn)
 
     def close(self) -> None:
         self.fetcher.close()

@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -39,13 +39,14 @@ from telegram.error import (
 )
 
 from bot import metrics
-from bot.messages import counters_message, statement_message
+from bot.messages import bundle_message, counters_message, statement_message
 from bot.ratelimit import FloodLimiter, retry_seconds
 from bot.store import BotStore, OutboxItem
 from feeds.store import Store
 
 log = logging.getLogger(__name__)
 ERROR_PAUSE = 5.0  # seconds between tries while the database fails
+BUNDLE_BACKLOG = 5  # this many statements due at once for one chat go out as one message
 
 GONE = (
     "chat not found",
@@ -190,13 +191,88 @@ class Sender:
             return statement_message(statement), button
         if item.kind == "counters":
             return counters_message(self.store.counters(), dt.date.fromisoformat(item.ref)), None
+        if item.kind == "alert":
+            text = self.bot_store.alert_text(int(item.ref))
+            return ([text], None) if text else None
         return None
+
+    def _bundle(self, item: OutboxItem) -> list[OutboxItem] | None:
+        """Several statements due for one chat at once (a digest, the end of quiet
+        hours, a backlog after an outage) go out as one message, not a flood."""
+        sub = self.bot_store.subscriber(item.chat_id)
+        gathering = sub is not None and (sub.delivery_mode == "digest" or bool(sub.quiet_start))
+        due = self.bot_store.due_for_chat(item.chat_id, "statement", self.clock())
+        return due if len(due) >= (2 if gathering else BUNDLE_BACKLOG) else None
+
+    async def _deliver_bundle(self, items: list[OutboxItem]) -> None:
+        claimed = [
+            c for c in [await asyncio.to_thread(self.bot_store.claim, i.id) for i in items] if c
+        ]
+        if not claimed:
+            return
+        statements = await asyncio.to_thread(
+            lambda: [s for s in (self.store.statement(c.ref) for c in claimed) if s is not None]
+        )
+        parts = bundle_message(statements)
+        lead = claimed[0]
+        for index, part in enumerate(parts):
+            outcome = await self._send_part(lead, part, None, paced=index == 0)
+            if outcome is None:
+                # The lead item was rescheduled or ended; the others wait with it.
+                for other in claimed[1:]:
+                    await asyncio.to_thread(
+                        self.bot_store.retry_later, other.id, "bundled", self.clock()
+                    )
+                return
+        await asyncio.to_thread(self.bot_store.bundle_sent, [c.id for c in claimed], self.clock())
+        metrics.MESSAGES.labels("bundle", "sent").inc()
+
+    async def _deliver_edit(self, item: OutboxItem) -> None:
+        claimed = await asyncio.to_thread(self.bot_store.claim, item.id)
+        if claimed is None:
+            return
+        statement_id = claimed.ref.rsplit("#", 1)[0]
+        original = await asyncio.to_thread(
+            self.bot_store.delivery, "statement", statement_id, claimed.chat_id
+        )
+        rendered = await asyncio.to_thread(
+            self._render,
+            OutboxItem(
+                claimed.id, "statement", statement_id, claimed.chat_id, "sending", 0, 0, 0, []
+            ),
+        )
+        if original is None or not original.message_ids or rendered is None:
+            await asyncio.to_thread(self.bot_store.finish, claimed.id, "dropped", "nothing to edit")
+            return
+        parts, button = rendered
+        count = min(len(parts), len(original.message_ids))
+        for index in range(claimed.parts_sent, count):
+            markup = button if index == len(original.message_ids) - 1 else None
+            outcome = await self._send_part(
+                claimed,
+                parts[index],
+                markup,
+                paced=index == claimed.parts_sent,
+                edit_message_id=original.message_ids[index],
+            )
+            if outcome is None:
+                return
+            await self._record_sent(claimed, outcome, index == count - 1)
+        metrics.MESSAGES.labels("edit", "sent").inc()
 
     async def deliver(self, item: OutboxItem) -> None:
         # Take the flood-control turn first, then mark the item in flight: after a
         # crash only what really left can be "in flight", not a queue of waiters.
         if self.limiter is not None:
             await self.limiter.wait_turn(item.chat_id)
+        if item.kind == "statement":
+            bundle = await asyncio.to_thread(self._bundle, item)
+            if bundle:
+                await self._deliver_bundle(bundle)
+                return
+        if item.kind == "edit":
+            await self._deliver_edit(item)
+            return
         claimed = await asyncio.to_thread(self.bot_store.claim, item.id)
         if claimed is None:
             return  # someone else took it, or it was dropped meanwhile
@@ -234,23 +310,47 @@ class Sender:
                 await asyncio.sleep(pause)
 
     async def _send_part(
-        self, item: OutboxItem, text: str, button: InlineKeyboardMarkup | None, paced: bool
+        self,
+        item: OutboxItem,
+        text: str,
+        button: InlineKeyboardMarkup | None,
+        paced: bool,
+        edit_message_id: int | None = None,
     ) -> int | None:
-        """The message id, or None when the item was rescheduled or ended."""
+        """Send (or, with ``edit_message_id``, edit) one message. Its id, or None when
+        the item was rescheduled or ended."""
         store = self.bot_store
         now = self.clock()
-        extra: dict[str, Any] = {"allow_paid_broadcast": True} if self.paid_broadcast else {}
+        extra: dict[str, Any] = {}
         if self.limiter is not None:
             extra["rate_limit_args"] = {"paced": paced}
+        common: dict[str, Any] = {
+            "chat_id": item.chat_id,
+            "text": text,
+            "parse_mode": ParseMode.HTML,
+            "link_preview_options": LinkPreviewOptions(is_disabled=True),
+            "reply_markup": button,
+        }
         try:
-            message = await self.bot.send_message(
-                chat_id=item.chat_id,
-                text=text,
-                parse_mode=ParseMode.HTML,
-                link_preview_options=LinkPreviewOptions(is_disabled=True),
-                reply_markup=button,
-                **extra,
-            )
+            if edit_message_id is None:
+                if self.paid_broadcast:
+                    extra["allow_paid_broadcast"] = True
+                message = await self.bot.send_message(**common, **extra)
+            else:
+                edited = await self.bot.edit_message_text(
+                    message_id=edit_message_id, **common, **extra
+                )
+                return edited.message_id if isinstance(edited, Message) else edit_message_id
+        except BadRequest as exc:
+            text_lower = exc.message.lower()
+            if edit_message_id is not None and "not modified" in text_lower:
+                return edit_message_id  # already says this
+            if edit_message_id is not None and (
+                "not found" in text_lower or "can't be edited" in text_lower
+            ):
+                await asyncio.to_thread(store.finish, item.id, "dropped", f"edit: {exc.message}")
+                return None
+            await self._bad_request(item, exc)
         except Forbidden as exc:
             await self._unsubscribe(item, "blocked", exc)
         except ChatMigrated as exc:
@@ -266,15 +366,6 @@ class Sender:
                 now + dt.timedelta(seconds=wait),
             )
             metrics.MESSAGES.labels(item.kind, "rate_limited").inc()
-        except BadRequest as exc:
-            if any(marker in exc.message.lower() for marker in GONE):
-                await self._unsubscribe(item, "gone", exc)
-            else:
-                log.error("Telegram refused a message to %d: %s", item.chat_id, exc.message)
-                await asyncio.to_thread(
-                    store.finish, item.id, "failed", f"bad request: {exc.message}"
-                )
-                metrics.MESSAGES.labels(item.kind, "failed").inc()
         except TimedOut as exc:
             # The request may have arrived: one more try, never more.
             if item.unknown_outcomes >= 1:
@@ -309,6 +400,16 @@ class Sender:
         else:
             return message.message_id
         return None
+
+    async def _bad_request(self, item: OutboxItem, exc: BadRequest) -> None:
+        if any(marker in exc.message.lower() for marker in GONE):
+            await self._unsubscribe(item, "gone", exc)
+            return
+        log.error("Telegram refused a message to %d: %s", item.chat_id, exc.message)
+        await asyncio.to_thread(
+            self.bot_store.finish, item.id, "failed", f"bad request: {exc.message}"
+        )
+        metrics.MESSAGES.labels(item.kind, "failed").inc()
 
     async def _unsubscribe(self, item: OutboxItem, reason: str, exc: TelegramError) -> None:
         log.info("chat %d unsubscribed (%s: %s)", item.chat_id, reason, exc.message)

@@ -8,6 +8,7 @@ import datetime as dt
 import html
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -22,15 +23,19 @@ from telegram.ext import (
     filters,
 )
 
+from bot import filters as chat_filters
 from bot import metrics, texts
 from bot.messages import counters_message, latest_message
-from bot.store import BotStore
-from feeds.store import Store
+from bot.store import BotStore, Subscriber
+from feeds.errors import FeedbotError
+from feeds.model import Page
+from feeds.store import Statement, Store
 
 log = logging.getLogger(__name__)
 LONDON = ZoneInfo("Europe/London")
 MAX_LATEST = 20
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_QUIET = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)-([01]?\d|2[0-3]):([0-5]\d)$")
 
 
 @dataclass
@@ -40,6 +45,7 @@ class BotDeps:
     public_url: str
     source_url: str
     admin_chat_ids: tuple[int, ...]
+    preview: Callable[[], Page] | None = None  # read the live page now (operators' /preview)
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)
@@ -78,7 +84,9 @@ class Handlers:
             ("settings", self.settings),
             ("feed", self.feed),
             ("help", self.help),
+            ("filter", self.filter),
             ("stats", self.stats),
+            ("preview", self.preview),
         ):
             app.add_handler(CommandHandler(name, handler, filters=chats))
         app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self.migrated))
@@ -115,8 +123,24 @@ class Handlers:
                 await reply(update, texts.LATEST_USAGE.format(max_latest=MAX_LATEST))
                 return
             count = int(args[0])
-        statements = await asyncio.to_thread(self.deps.store.statements, count)
+        sub = await asyncio.to_thread(self.deps.bot_store.subscriber, _chat(update).id)
+        terms = sub.filters if sub else ()
+        statements = await asyncio.to_thread(self._latest, count, terms)
         await reply(update, latest_message(statements))
+
+    def _latest(self, count: int, terms: tuple[chat_filters.Term, ...]) -> list[Statement]:
+        """The newest ``count`` statements this chat's filters let through."""
+        if not terms:
+            return self.deps.store.statements(limit=count)
+        found: list[Statement] = []
+        offset = 0
+        while len(found) < count:
+            batch = self.deps.store.statements(limit=200, offset=offset)
+            if not batch:
+                break
+            found += [s for s in batch if chat_filters.matches(terms, s.title, s.summary)]
+            offset += len(batch)
+        return found[:count]
 
     async def counters(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         metrics.COMMANDS.labels("counters").inc()
@@ -129,37 +153,107 @@ class Handlers:
         chat_id = _chat(update).id
         store = self.deps.bot_store
         sub = await asyncio.to_thread(store.subscriber, chat_id)
-        args = [a.lower() for a in context.args or []]
-        if not args:
-            if sub is None or not sub.active:
-                await reply(update, texts.NOT_SUBSCRIBED)
-                return
-            await reply(
-                update,
-                texts.SETTINGS.format(
-                    subscribed="yes",
-                    counters="on" if sub.counters_enabled else "off",
-                    time=sub.counters_time,
-                ),
-            )
-            return
         if sub is None or not sub.active:
             await reply(update, texts.NOT_SUBSCRIBED)
             return
+        args = [a.lower() for a in context.args or []]
         if len(args) == 2 and args[0] == "time" and (m := _TIME.match(args[1])):
             sub = await asyncio.to_thread(
                 store.set_counters, chat_id, None, f"{int(m.group(1)):02d}:{m.group(2)}"
             )
         elif len(args) == 2 and args[0] == "counters" and args[1] in ("on", "off"):
             sub = await asyncio.to_thread(store.set_counters, chat_id, args[1] == "on", None)
-        else:
+        elif len(args) == 2 and args[0] == "mode" and args[1] in ("instant", "digest"):
+            sub = await asyncio.to_thread(store.set_delivery, chat_id, args[1])
+        elif len(args) == 2 and args[0] == "quiet" and args[1] == "off":
+            sub = await asyncio.to_thread(store.set_delivery, chat_id, None, None, True)
+        elif len(args) == 2 and args[0] == "quiet" and (q := _QUIET.match(args[1])):
+            start = f"{int(q.group(1)):02d}:{q.group(2)}"
+            end = f"{int(q.group(3)):02d}:{q.group(4)}"
+            if start == end:
+                await reply(update, texts.SETTINGS_USAGE)
+                return
+            sub = await asyncio.to_thread(store.set_delivery, chat_id, None, (start, end))
+        elif args:
             await reply(update, texts.SETTINGS_USAGE)
             return
         assert sub is not None
+        await reply(update, self._settings_text(sub))
+
+    @staticmethod
+    def _settings_text(sub: Subscriber) -> str:
+        mode = texts.MODE_DIGEST if sub.delivery_mode == "digest" else texts.MODE_INSTANT
+        quiet = (
+            texts.QUIET_HOURS.format(start=sub.quiet_start, end=sub.quiet_end)
+            if sub.quiet_start
+            else texts.QUIET_NONE
+        )
+        return texts.SETTINGS.format(
+            mode=mode.format(time=sub.counters_time),
+            counters=(texts.ON if sub.counters_enabled else texts.OFF),
+            time=sub.counters_time,
+            quiet=quiet,
+            filters=html.escape(" ".join(str(t) for t in sub.filters)) or texts.FILTERS_NONE,
+        )
+
+    async def filter(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        metrics.COMMANDS.labels("filter").inc()
+        chat_id = _chat(update).id
+        store = self.deps.bot_store
+        sub = await asyncio.to_thread(store.subscriber, chat_id)
+        if sub is None or not sub.active:
+            await reply(update, texts.NOT_SUBSCRIBED)
+            return
+        message = update.effective_message
+        raw = (message.text or "") if message else ""
+        rest = raw.split(maxsplit=2)  # "/filter", action, terms
+        action = rest[1].lower() if len(rest) > 1 else "list"
+        terms = list(sub.filters)
+        try:
+            if action == "add" and len(rest) == 3:
+                terms = chat_filters.merge(terms, chat_filters.parse_terms(rest[2]))
+            elif action == "remove" and len(rest) == 3:
+                gone = set(chat_filters.parse_terms(rest[2]))
+                terms = [t for t in terms if t not in gone]
+            elif action == "clear":
+                terms = []
+            elif action != "list":
+                await reply(update, texts.FILTER_USAGE.format(max_terms=chat_filters.MAX_TERMS))
+                return
+        except chat_filters.FilterError as exc:
+            await reply(update, texts.FILTER_ERROR.format(error=html.escape(str(exc))))
+            return
+        if action != "list":
+            await asyncio.to_thread(store.set_filters, chat_id, terms)
+        shown = html.escape(" ".join(str(t) for t in terms))
+        await reply(update, texts.FILTER_LIST.format(terms=shown) if terms else texts.FILTER_EMPTY)
+
+    async def preview(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        metrics.COMMANDS.labels("preview").inc()
+        if _chat(update).id not in self.deps.admin_chat_ids:
+            await reply(update, texts.NOT_ADMIN)
+            return
+        if self.deps.preview is None:
+            await reply(update, texts.PREVIEW_UNAVAILABLE)
+            return
+        try:
+            page = await asyncio.to_thread(self.deps.preview)
+        except FeedbotError as exc:
+            await reply(update, texts.PREVIEW_FAILED.format(error=html.escape(str(exc))))
+            return
+        lines = [
+            f"{html.escape(e.published.isoformat() if e.published else '—')} "
+            f"{html.escape(e.title[:120])}"
+            for e in page.entries[:5]
+        ]
+        counters = [html.escape(f"{c.days} — {c.subject}") for c in page.counters]
         await reply(
             update,
-            texts.SETTINGS_SAVED.format(
-                counters="on" if sub.counters_enabled else "off", time=sub.counters_time
+            texts.PREVIEW.format(
+                entries=len(page.entries),
+                counters=len(page.counters),
+                first="\n".join(lines),
+                counter_lines="\n".join(counters) or "—",
             ),
         )
 

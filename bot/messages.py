@@ -118,6 +118,23 @@ def counters_message(counters: Sequence[StoredCounter], day: dt.date) -> list[st
 def latest_message(statements: Sequence[Statement]) -> list[str]:
     if not statements:
         return ["No statements have been stored yet."]
+    return pack(_listing(statements))
+
+
+BUNDLE_LISTED = 30
+
+
+def bundle_message(statements: Sequence[Statement]) -> list[str]:
+    """Several statements in one message: date and linked title each."""
+    shown = list(statements)[:BUNDLE_LISTED]
+    blocks = [Block(html=f"<b>{len(statements)} new statements</b>")]
+    blocks += _listing(shown)
+    if len(statements) > len(shown):
+        blocks.append(Block(text=f"…and {len(statements) - len(shown)} more: /latest 20"))
+    return pack(blocks)
+
+
+def _listing(statements: Sequence[Statement]) -> list[Block]:
     blocks = []
     for s in statements:
         when = format_date(s.published) if s.published else "undated"
@@ -128,4 +145,4 @@ def latest_message(statements: Sequence[Statement]) -> list[str]:
             if length(linked) < 3500
             else Block(text=f"{when}\n{s.title}")
         )
-    return pack(blocks)
+    return blocks

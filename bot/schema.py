@@ -26,6 +26,10 @@ subscribers = sa.Table(
     sa.Column("counters_enabled", sa.Boolean, nullable=False),
     sa.Column("counters_time", sa.String(5), nullable=False),  # HH:MM, Europe/London
     sa.Column("origin", sa.String(20), nullable=False),  # command | config
+    sa.Column("filters", sa.Text),  # JSON list of filter terms; NULL: everything
+    sa.Column("delivery_mode", sa.String(10), nullable=False, server_default="instant"),
+    sa.Column("quiet_start", sa.String(5)),  # HH:MM London, or NULL
+    sa.Column("quiet_end", sa.String(5)),
     sa.Index("ix_subscribers_active", "active"),
 )
 
@@ -58,4 +62,23 @@ leases = sa.Table(
     sa.Column("name", sa.String(40), primary_key=True),
     sa.Column("holder", sa.Text, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    # Messages to the operators (admin chats), delivered through the outbox.
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+)
+
+alert_state = sa.Table(
+    "alert_state",
+    metadata,
+    # Which alert conditions are on now: one message when they start, one when they end.
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("since", UTCDateTime, nullable=False),
 )

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.alerts import AlertSettings
 from feeds.config import FeedsConfig, Section, at_least, load_feeds_config, read_toml
 from feeds.errors import ConfigError
 
@@ -30,6 +31,7 @@ class TelegramSettings:
     webhook_url: str | None = None  # public base URL; None: long polling
     paid_broadcast: bool = False  # allow_paid_broadcast: up to 1000 messages/s, paid in Stars
     request_timeout: float = 15.0
+    follow_edits: bool = True  # edit sent messages when a statement's title or lead changes
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class Settings:
     telegram: TelegramSettings
     log: LogSettings
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
 
 def config_path(cli_value: str | None, env: Mapping[str, str]) -> Path:
@@ -98,6 +101,7 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
         or None,
         paid_broadcast=tg.get("paid_broadcast", bool, False, env="FEEDBOT_PAID_BROADCAST"),
         request_timeout=tg.get("request_timeout", float, 15.0, check=at_least(1)),
+        follow_edits=tg.get("follow_edits", bool, True, env="FEEDBOT_FOLLOW_EDITS"),
     )
     lg = Section(doc, "log", env)
     log = LogSettings(
@@ -132,4 +136,14 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
         renew_seconds=renew,
         same_host_takeover=w.get("same_host_takeover", bool, True),
     )
-    return Settings(feeds=feeds, telegram=telegram, log=log, worker=worker)
+    a = Section(doc, "alerts", env)
+    alerts = AlertSettings(
+        failures=a.get("failures", int, 3, check=at_least(1)),
+        drop_ratio=a.get(
+            "drop_ratio",
+            float,
+            0.5,
+            check=lambda v: None if 0 < v < 1 else "must be between 0 and 1",
+        ),
+    )
+    return Settings(feeds=feeds, telegram=telegram, log=log, worker=worker, alerts=alerts)

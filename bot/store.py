@@ -21,7 +21,11 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Connection, Engine
 
-from bot.schema import leases, outbox, subscribers
+from bot import filters
+from bot.filters import Term
+from bot.schedule import deliver_at
+from bot.schema import alert_state, alerts, leases, outbox, subscribers
+from feeds.store import Statement
 
 log = logging.getLogger(__name__)
 LONDON = ZoneInfo("Europe/London")
@@ -40,10 +44,19 @@ class Subscriber:
     counters_time: str
     origin: str
     unsubscribe_reason: str | None = None
+    filters: tuple[Term, ...] = ()
+    delivery_mode: str = "instant"  # instant | digest
+    quiet_start: str | None = None
+    quiet_end: str | None = None
 
     @property
     def is_private(self) -> bool:
         return self.chat_type == "private"
+
+    @property
+    def plain(self) -> bool:
+        """Gets every statement at once: no filters, no digest, no quiet hours."""
+        return not self.filters and self.delivery_mode == "instant" and not self.quiet_start
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,10 @@ def _subscriber(row: sa.Row[Any]) -> Subscriber:
         counters_time=m["counters_time"],
         origin=m["origin"],
         unsubscribe_reason=m["unsubscribe_reason"],
+        filters=tuple(filters.load(json.loads(m["filters"]))) if m["filters"] else (),
+        delivery_mode=m["delivery_mode"],
+        quiet_start=m["quiet_start"],
+        quiet_end=m["quiet_end"],
     )
 
 
@@ -213,6 +230,34 @@ class BotStore:
                 .values(language=language)
             )
 
+    def set_filters(self, chat_id: int, terms: Sequence[Term]) -> None:
+        value = json.dumps(filters.dump(terms), ensure_ascii=False) if terms else None
+        with self._conn() as c:
+            c.execute(
+                subscribers.update().where(subscribers.c.chat_id == chat_id).values(filters=value)
+            )
+
+    def set_delivery(
+        self,
+        chat_id: int,
+        mode: str | None = None,
+        quiet: tuple[str, str] | None = None,
+        quiet_off: bool = False,
+    ) -> Subscriber | None:
+        values: dict[str, Any] = {}
+        if mode is not None:
+            values["delivery_mode"] = mode
+        if quiet is not None:
+            values.update(quiet_start=quiet[0], quiet_end=quiet[1])
+        if quiet_off:
+            values.update(quiet_start=None, quiet_end=None)
+        with self._conn() as c:
+            if values:
+                c.execute(
+                    subscribers.update().where(subscribers.c.chat_id == chat_id).values(**values)
+                )
+        return self.subscriber(chat_id)
+
     def move_chat(self, old: int, new: int, now: dt.datetime) -> None:
         """A group became a supergroup: the subscription and what it is owed follow."""
         with self._conn() as c:
@@ -267,6 +312,7 @@ class BotStore:
         now: dt.datetime,
         conn: Connection | None = None,
         counters_due_by: str | None = None,
+        plain_only: bool = False,
     ) -> int:
         """One delivery of each ref to every active subscriber that does not have it yet
         (with ``counters_due_by``: only chats with counters on, due at or before HH:MM)."""
@@ -291,6 +337,12 @@ class BotStore:
                         outbox.c.chat_id == subscribers.c.chat_id,
                     ),
                 )
+                if plain_only:
+                    chats = chats.where(
+                        subscribers.c.filters.is_(None),
+                        subscribers.c.delivery_mode == "instant",
+                        subscribers.c.quiet_start.is_(None),
+                    )
                 if counters_due_by is not None:
                     chats = chats.where(
                         subscribers.c.counters_enabled.is_(True),
@@ -317,6 +369,145 @@ class BotStore:
                 ).all()
                 total += len(inserted)
         return total
+
+    def enqueue_statements(
+        self, statements: Sequence[Statement], now: dt.datetime, conn: Connection | None = None
+    ) -> int:
+        """Queue new statements (oldest first) for every chat that wants them, when it
+        wants them: plain chats in one INSERT … SELECT, the others one by one
+        (their filters, digest time and quiet hours decide)."""
+        refs = [s.id for s in statements]
+        with self._conn(conn) as c:
+            total = self.enqueue("statement", refs, now, c, plain_only=True)
+            particular = c.execute(
+                sa.select(subscribers).where(
+                    subscribers.c.active.is_(True),
+                    sa.or_(
+                        subscribers.c.filters.is_not(None),
+                        subscribers.c.delivery_mode != "instant",
+                        subscribers.c.quiet_start.is_not(None),
+                    ),
+                )
+            ).all()
+            rows = []
+            for sub in map(_subscriber, particular):
+                when = deliver_at(
+                    now, sub.delivery_mode, sub.counters_time, sub.quiet_start, sub.quiet_end
+                )
+                for statement in statements:
+                    if filters.matches(sub.filters, statement.title, statement.summary):
+                        rows.append(self._row("statement", statement.id, sub.chat_id, now, when))
+            if rows:
+                c.execute(outbox.insert(), rows)
+        return total + len(rows)
+
+    def enqueue_edits(
+        self, statements: Sequence[Statement], now: dt.datetime, conn: Connection | None = None
+    ) -> int:
+        """Queue an edit of every message already sent for these statements."""
+        rows = []
+        with self._conn(conn) as c:
+            for statement in statements:
+                stamp = statement.edited_at.isoformat() if statement.edited_at else now.isoformat()
+                sent = c.execute(
+                    sa.select(outbox.c.chat_id, outbox.c.message_ids).where(
+                        outbox.c.kind == "statement",
+                        outbox.c.ref == statement.id,
+                        outbox.c.status == "sent",
+                    )
+                ).all()
+                rows += [
+                    self._row("edit", f"{statement.id}#{stamp}", chat, now, now)
+                    for chat, ids in sent
+                    if ids and json.loads(ids)
+                ]
+            if rows:
+                c.execute(outbox.insert(), rows)
+        return len(rows)
+
+    @staticmethod
+    def _row(
+        kind: str, ref: str, chat_id: int, now: dt.datetime, due: dt.datetime
+    ) -> dict[str, Any]:
+        return {
+            "kind": kind,
+            "ref": ref,
+            "chat_id": chat_id,
+            "created_at": now,
+            "status": "pending",
+            "attempts": 0,
+            "unknown_outcomes": 0,
+            "next_attempt_at": due,
+            "parts_sent": 0,
+        }
+
+    def delivery(self, kind: str, ref: str, chat_id: int) -> OutboxItem | None:
+        with self._conn() as c:
+            row = c.execute(
+                sa.select(outbox).where(
+                    outbox.c.kind == kind, outbox.c.ref == ref, outbox.c.chat_id == chat_id
+                )
+            ).first()
+            return _item(row) if row else None
+
+    def due_for_chat(
+        self, chat_id: int, kind: str, now: dt.datetime, limit: int = 500
+    ) -> list[OutboxItem]:
+        with self._conn() as c:
+            rows = c.execute(
+                sa.select(outbox)
+                .where(
+                    outbox.c.chat_id == chat_id,
+                    outbox.c.kind == kind,
+                    outbox.c.status == "pending",
+                    outbox.c.next_attempt_at <= now,
+                )
+                .order_by(outbox.c.id)
+                .limit(limit)
+            )
+            return [_item(r) for r in rows]
+
+    # -- operator alerts ------------------------------------------------------
+
+    def add_alert(self, kind: str, text: str, chat_ids: Sequence[int], now: dt.datetime) -> int:
+        """Record an alert and queue it for the operators' chats (subscribed or not)."""
+        with self._conn() as c:
+            alert_id = c.execute(
+                alerts.insert().values(created_at=now, kind=kind, text=text).returning(alerts.c.id)
+            ).scalar_one()
+            if chat_ids:
+                c.execute(
+                    outbox.insert(),
+                    [self._row("alert", str(alert_id), chat, now, now) for chat in chat_ids],
+                )
+            return int(alert_id)
+
+    def alert_text(self, alert_id: int) -> str | None:
+        with self._conn() as c:
+            return c.execute(
+                sa.select(alerts.c.text).where(alerts.c.id == alert_id)
+            ).scalar_one_or_none()
+
+    def recent_alerts(self, limit: int = 10) -> list[tuple[dt.datetime, str, str]]:
+        with self._conn() as c:
+            rows = c.execute(
+                sa.select(alerts.c.created_at, alerts.c.kind, alerts.c.text)
+                .order_by(alerts.c.id.desc())
+                .limit(limit)
+            )
+            return [(r[0], r[1], r[2]) for r in rows]
+
+    def alert_active(self, name: str) -> bool:
+        with self._conn() as c:
+            value = c.execute(
+                sa.select(alert_state.c.active).where(alert_state.c.name == name)
+            ).scalar_one_or_none()
+            return bool(value)
+
+    def set_alert_active(self, name: str, active: bool, now: dt.datetime) -> None:
+        with self._conn() as c:
+            c.execute(alert_state.delete().where(alert_state.c.name == name))
+            c.execute(alert_state.insert().values(name=name, active=active, since=now))
 
     def enqueue_daily_counters(self, now: dt.datetime) -> int:
         """Queue today's counters (London) for chats with counters on whose time has come."""
@@ -372,6 +563,22 @@ class BotStore:
             if last:
                 values.update(status="sent", sent_at=now, last_error=None)
             c.execute(outbox.update().where(outbox.c.id == item.id).values(**values))
+
+    def bundle_sent(self, item_ids: Sequence[int], now: dt.datetime) -> None:
+        """Statements delivered together in one message; no message id is kept per
+        item (a later edit of one statement does not rewrite the bundle)."""
+        with self._conn() as c:
+            c.execute(
+                outbox.update()
+                .where(outbox.c.id.in_(list(item_ids)))
+                .values(
+                    status="sent",
+                    sent_at=now,
+                    last_error=None,
+                    message_ids="[]",
+                    unknown_outcomes=0,
+                )
+            )
 
     def retry_later(self, item_id: int, error: str, at: dt.datetime, unknown: bool = False) -> None:
         with self._conn() as c:

@@ -7,11 +7,15 @@ COMMANDS = [
     ("stop", "unsubscribe"),
     ("latest", "the latest statements: /latest [N]"),
     ("counters", "today's day counters"),
-    ("settings", "daily counters: time and on/off"),
+    ("settings", "delivery: instant or digest, quiet hours, daily counters"),
+    ("filter", "only statements with these words: /filter add WORDS"),
     ("feed", "feed addresses for a feed reader"),
     ("help", "what this bot does"),
 ]
-ADMIN_COMMANDS = [("stats", "operator: subscribers, deliveries, polls")]
+ADMIN_COMMANDS = [
+    ("stats", "operator: subscribers, deliveries, polls"),
+    ("preview", "operator: what the source profile reads on the live page now"),
+]
 
 HELP = (
     "I post every new statement from {source} as soon as it appears, and the day "
@@ -20,8 +24,9 @@ HELP = (
     "/stop – unsubscribe\n"
     "/latest [N] – the latest statements (1–{max_latest})\n"
     "/counters – today's counters\n"
-    "/settings – daily counters: <code>/settings time 08:30</code>, "
-    "<code>/settings counters off</code>\n"
+    "/settings – delivery, quiet hours and daily counters\n"
+    "/filter – only statements with certain words: "
+    '<code>/filter add sanctions "Skripal case" -sport</code>\n'
     "/feed – feed addresses for a feed reader\n"
     "/help – this message"
 )
@@ -36,17 +41,46 @@ NOT_SUBSCRIBED = "This chat is not subscribed. Send /start to subscribe."
 LATEST_USAGE = "Usage: /latest [N] — N is a number from 1 to {max_latest}."
 SETTINGS = (
     "<b>Settings for this chat</b>\n"
-    "Subscribed: {subscribed}\n"
-    "Daily counters: {counters} at {time} (London time)\n\n"
+    "Statements: {mode}\n"
+    "Quiet hours: {quiet}\n"
+    "Daily counters: {counters}, at {time} (London time)\n"
+    "Filters: {filters}\n\n"
     "Change them with:\n"
-    "<code>/settings time HH:MM</code>\n"
-    "<code>/settings counters on</code> or <code>off</code>"
+    "<code>/settings mode instant</code> or <code>digest</code>\n"
+    "<code>/settings quiet 22:00-07:00</code> or <code>/settings quiet off</code>\n"
+    "<code>/settings time HH:MM</code> (counters and digest)\n"
+    "<code>/settings counters on</code> or <code>off</code>\n"
+    "<code>/filter</code> to choose statements by words"
 )
 SETTINGS_USAGE = (
-    "Usage: <code>/settings time HH:MM</code> (London time, e.g. 08:30) or "
+    "Usage: <code>/settings mode instant|digest</code>, "
+    "<code>/settings quiet HH:MM-HH:MM|off</code>, "
+    "<code>/settings time HH:MM</code> (London time) or "
     "<code>/settings counters on|off</code>."
 )
-SETTINGS_SAVED = "Saved: daily counters {counters} at {time} (London time)."
+MODE_INSTANT = "each one as it is published"
+MODE_DIGEST = "one digest a day at {time}"
+QUIET_HOURS = "{start}–{end}, statements wait until {end}"
+QUIET_NONE = "none"
+ON = "on"
+OFF = "off"
+FILTERS_NONE = "none (every statement)"
+FILTER_USAGE = (
+    "Usage: <code>/filter add WORDS</code>, <code>/filter remove WORDS</code>, "
+    "<code>/filter list</code>, <code>/filter clear</code>.\n"
+    "Words match whole words in the title and lead, any case; "
+    '"quoted phrases" match together; <code>-word</code> excludes. At most {max_terms} terms.'
+)
+FILTER_ERROR = "That filter cannot be used: {error}."
+FILTER_LIST = "Only statements matching these reach this chat: {terms}\n/filter clear removes them."
+FILTER_EMPTY = "No filters: every statement reaches this chat."
+PREVIEW = (
+    "<b>The profile reads the live page now:</b>\n"
+    "{entries} statements, {counters} counters.\n\n"
+    "{first}\n\n{counter_lines}"
+)
+PREVIEW_FAILED = "Reading the live page failed: {error}"
+PREVIEW_UNAVAILABLE = "Preview is not available in this process."
 FEEDS = (
     "Feeds for a feed reader:\n"
     "Atom: {base}/feeds/statements.atom\n"
@@ -55,7 +89,7 @@ FEEDS = (
     "Counters: {base}/feeds/counters.atom"
 )
 UNKNOWN = "I don't know that command. /help lists what I can do."
-NOT_ADMIN = "Sorry, /stats is for the operators of this bot."
+NOT_ADMIN = "Sorry, that command is for the operators of this bot."
 STATS = (
     "<b>feedbot</b>\n"
     "Subscribers: {total} ({by_type})\n"

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telegram.error import InvalidToken
 
+from bot.alerts import AlertWatch
 from bot.context import Context
 from bot.delivery import Sender
 from bot.handlers import BotDeps
@@ -70,6 +71,9 @@ class Worker:
         self.telegram: TelegramBot | None = None
         self.sender: Sender | None = None
         self.active = asyncio.Event()
+        self.alerts = AlertWatch(
+            ctx.store, ctx.bot_store, ctx.settings.telegram.admin_chat_ids, ctx.settings.alerts
+        )
 
     # -- lease --------------------------------------------------------------
 
@@ -172,6 +176,7 @@ class Worker:
             public_url=self.ctx.settings.feeds.feeds.public_url,
             source_url=self.ctx.settings.feeds.source.url,
             admin_chat_ids=tg.admin_chat_ids,
+            preview=self.ctx.pipeline.preview,
         )
         self.telegram = TelegramBot(tg, deps)
         try:
@@ -194,7 +199,12 @@ class Worker:
             self.ctx.bot_store.subscribe(chat_id, "channel", self.clock(), origin="config")
 
     async def _after_poll(self, outcome: PollOutcome) -> None:
-        if self.sender is not None and outcome.changes and outcome.changes.new:
+        alerted = await asyncio.to_thread(self.alerts.after_poll, outcome, self.clock())
+        for text in alerted:
+            log.warning("operator alert: %s", text)
+        if self.sender is not None and (
+            alerted or (outcome.changes and (outcome.changes.new or outcome.changes.edited))
+        ):
             self.sender.wake()
 
     async def enqueue_daily_counters(self) -> int:

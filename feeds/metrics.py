@@ -21,3 +21,8 @@ CONSECUTIVE_FAILURES = Gauge("feedbot_consecutive_failures", "Polls failed in a 
 FEEDS_WRITTEN = Counter(
     "feedbot_feed_files_written_total", "Feed files rewritten because they changed"
 )
+WEBSUB_PINGS = Counter(
+    "feedbot_websub_pings_total",
+    "WebSub publish pings by result (ok, http_error, timeout, unreachable, skipped)",
+    ["result"],
+)

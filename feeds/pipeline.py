@@ -1,7 +1,8 @@
 """The poll cycle, and the only module that knows its order:
 
 fetch → not modified? → parse → store (new statements, edits, counters) →
-full text of new statements → render and publish feeds → record the poll.
+full text of new statements → render and publish feeds → ping the WebSub hub
+→ record the poll.
 
 A failure at any step before the store leaves the store and the feeds as they
 were; the failure is recorded, counted, and feeds the back-off.
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.engine import Connection
 
-from feeds import metrics
+from feeds import metrics, websub
 from feeds.backoff import next_delay
 from feeds.config import FeedsConfig
 from feeds.errors import FeedbotError, SourceError, SourceHTTPError, error_label
@@ -167,12 +168,20 @@ class Pipeline:
         )
         return outcome
 
+    def preview(self) -> Page:
+        """Read the live page now with the profile, storing nothing (operators' check)."""
+        response = self.fetcher.get(self.source_url)
+        return parse_page(
+            response.body, response.url, self.config.source.profile, response.content_type
+        )
+
     def publish(self, now: dt.datetime | None = None) -> list[str]:
         today = london_today(now or self.clock())
         written = publish(self.config.feeds.folder, self.builder, today)
         self._published_day = today
         metrics.FEEDS_WRITTEN.inc(len(written))
         metrics.STATEMENTS_STORED.set(self.store.count_statements())
+        websub.announce(self.fetcher.session, self.builder.ctx, written, self.config.fetch)
         return written
 
     def fetch_articles(self) -> int:

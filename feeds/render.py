@@ -27,6 +27,7 @@ from feeds.text import strip_controls
 LONDON = ZoneInfo("Europe/London")
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 FH_NS = "http://purl.org/syndication/history/1.0"
+ATOM_NS = "http://www.w3.org/2005/Atom"
 GENERATOR = "feedbot"
 
 
@@ -87,6 +88,19 @@ class _ArchiveMarker(BaseExtension):  # type: ignore[misc]
         return feed
 
 
+class _RssHub(BaseExtension):  # type: ignore[misc]
+    """Adds ``<atom:link rel="hub">`` to an RSS channel (feedgen writes only rel="self")."""
+
+    def __init__(self) -> None:
+        self.href: str | None = None
+
+    def extend_rss(self, feed: Any) -> Any:
+        if self.href:
+            channel = feed[0]
+            etree.SubElement(channel, f"{{{ATOM_NS}}}link", href=self.href, rel="hub")
+        return feed
+
+
 def _generator(ctx: FeedContext, self_url: str, updated: dt.datetime) -> FeedGenerator:
     fg = FeedGenerator()
     fg.id(self_url)
@@ -95,13 +109,16 @@ def _generator(ctx: FeedContext, self_url: str, updated: dt.datetime) -> FeedGen
         fg.subtitle(strip_controls(ctx.subtitle))
     fg.author({"name": strip_controls(ctx.author)})
     fg.link(href=self_url, rel="self")
+    if ctx.hub:
+        fg.link(href=ctx.hub, rel="hub")
+        fg.register_extension("websub", _RssHub, None, atom=False, rss=True)
+        fg.websub.href = ctx.hub
+    # Last: feedgen makes the last link the RSS channel's <link>.
     fg.link(href=ctx.url("/"), rel="alternate")
     fg.language("en")
     fg.generator(GENERATOR)
     fg.updated(updated)
     fg.lastBuildDate(updated)
-    if ctx.hub:
-        fg.link(href=ctx.hub, rel="hub")
     return fg
 
 

@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -81,6 +81,9 @@ class Changes:
     edited: list[Statement]
     new_counters: list[StoredCounter]
     first_fill: bool  # the store was empty: record the page, push it to nobody
+    # Counters that did not behave like counters: a jump, a reset, one that
+    # disappeared, a new one (each reported once: the store then agrees).
+    counter_anomalies: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -264,12 +267,14 @@ class Store:
                     )
                     edited_ids.append(entry.id)
                 c.execute(statements.update().where(statements.c.id == entry.id).values(**values))
-            new_counters = self._apply_counters(c, page, seen_at)
+            anomalies: list[str] = []
+            new_counters = self._apply_counters(c, page, seen_at, anomalies)
             return Changes(
                 new=self._by_ids(c, list(reversed(new_ids))),
                 edited=self._by_ids(c, edited_ids),
                 new_counters=new_counters,
                 first_fill=first_fill,
+                counter_anomalies=anomalies,
             )
 
     def _by_ids(self, c: Connection, ids: Sequence[str]) -> list[Statement]:
@@ -394,12 +399,18 @@ class Store:
     # -- counters ---------------------------------------------------------
 
     def _apply_counters(
-        self, c: Connection, page: Page, seen_at: dt.datetime
+        self, c: Connection, page: Page, seen_at: dt.datetime, anomalies: list[str]
     ) -> list[StoredCounter]:
         if not page.counters:
             return []  # a page without counters says nothing about them
         as_of = page.as_of or london_today(seen_at)
         known = {r.key: r for r in c.execute(sa.select(counters))}
+        on_page = {counter.key for counter in page.counters}
+        anomalies += [
+            f"the counter {row.subject!r} is no longer on the page"
+            for key, row in known.items()
+            if row.active and key not in on_page
+        ]
         new_keys = []
         c.execute(counters.update().values(active=False))
         for position, counter in enumerate(page.counters):
@@ -418,8 +429,18 @@ class Store:
             if old is None:
                 c.execute(counters.insert().values(key=counter.key, first_seen=seen_at, **values))
                 new_keys.append(counter.key)
+                if known:
+                    anomalies.append(
+                        f"a new counter on the page: {counter.days} days since {counter.subject}"
+                    )
                 continue
             if old.since != since:
+                expected = (as_of - old.since).days
+                change = "was reset" if counter.days < expected else "jumped"
+                anomalies.append(
+                    f"the counter {counter.subject!r} {change}: the page says {counter.days} "
+                    f"on {as_of}, one a day since {old.since} makes {expected}"
+                )
                 log.warning(
                     "counter %r: the page says %d days on %s, %d by the stored start %s; "
                     "taking the page's start date %s",
