@@ -58,7 +58,9 @@ class AlertWatch:
                 )
             return sent
         sent += self._end("source_down", "✅ The source answers again.", now)
-        if outcome.page is not None:
+        if outcome.page is None:  # 304: the page is the one last read correctly
+            sent += self._end("layout", "✅ The profile reads the page again.", now)
+        else:
             found = len(outcome.page.entries)
             usual = self._usual_count()
             if usual and found < usual * self.settings.drop_ratio:

@@ -283,6 +283,10 @@ class WebApp:
             subscribers=subscribers["total"],
             outbox_backlog=outbox.get("pending", 0) + outbox.get("sending", 0),
             deliveries_failed=outbox.get("failed", 0),
+            alerts=[
+                {"at": at.isoformat(), "kind": kind, "text": text}
+                for at, kind, text in self.ctx.bot_store.recent_alerts(5)
+            ],
             worker=None
             if self.worker is None
             else ("active" if self.worker.active.is_set() else "standby"),
