@@ -51,12 +51,6 @@ class Running:
 
 
 @pytest.fixture
-def tg() -> FakeTelegram:
-    with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
 async def running(
     make_config: ConfigFactory, source: FakeSource, tg: FakeTelegram
 ) -> AsyncIterator[Running]:

@@ -8,10 +8,8 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import aiohttp
-import pytest
 
 from bot.context import Context, open_context
 from bot.service import ROLES, run_service
@@ -58,12 +56,6 @@ async def service(
         stop.set()
         await asyncio.wait_for(task, 15)
         ctx.close()
-
-
-@pytest.fixture
-def tg() -> Any:
-    with FakeTelegram() as fake:
-        yield fake
 
 
 async def test_webhook_mode_takes_updates_through_our_http_server(

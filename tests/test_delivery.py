@@ -13,78 +13,48 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
-from telegram import Bot
 
 import bot.delivery
 from bot.context import Context, open_context
-from bot.delivery import Sender
-from bot.handlers import BotDeps
 from bot.service import ROLES, run_service
 from bot.settings import load_settings
 from bot.store import BotStore, OutboxItem
-from bot.telegram import TelegramBot
 from bot.web import WebApp
 from bot.worker import LEASE
 from feeds.store import Store
 from tests.conftest import FIXTURES, ROOT, ConfigFactory
 from tests.support.fake_source import FakeSource
 from tests.support.fake_telegram import FakeTelegram
+from tests.support.harness import (
+    FIRST_FILL,
+    Harness,
+    by_chat,
+    drain,
+    received,
+    subscribe,
+    utcnow,
+    with_new_statement,
+)
 
 HOME = (FIXTURES / "site" / "index.html").read_text("utf-8")
-FIRST_FILL = 11  # statements on the fixture home page
-
-
-def with_new_statement(n: int, title: str, lead: str = "A lead.") -> str:
-    """The fixture home page with one more statement on top."""
-    item = f"""<ul class="news-list">
-      <li class="news-item"><span class="news-date">07.07.2020</span> - <a class="news-title" href="/fnapr/{n}">{title}</a>
-        <p class="news-lead">{lead}</p></li>"""
-    return HOME.replace('<ul class="news-list">', item, 1)
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def received(tg: FakeTelegram, marker: str) -> Counter[int]:
-    """How many messages containing ``marker`` each chat was sent (successful calls)."""
-    return Counter(
-        c.chat_id
-        for c in tg.calls_of("sendMessage")
-        if c.status == 200 and c.chat_id is not None and marker in str(c.params.get("text"))
-    )
 
 
 def calls_to(tg: FakeTelegram, chat_id: int) -> list[int]:
     """Statuses of every sendMessage call to one chat, in answer order."""
     return [c.status for c in tg.calls_of("sendMessage") if c.chat_id == chat_id]
-
-
-def subscribe(bot_store: BotStore, chats: list[int], chat_type: str = "private") -> None:
-    """Subscribe chats with daily counters off, so only statements go out."""
-    now = utcnow()
-    for chat in chats:
-        bot_store.subscribe(chat, chat_type, now)
-        bot_store.set_counters(chat, enabled=False)
-
-
-def by_chat(items: list[OutboxItem]) -> dict[int, OutboxItem]:
-    return {item.chat_id: item for item in items}
 
 
 async def until(check: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
@@ -101,12 +71,6 @@ def wait_until(check: Callable[[], bool], timeout: float = 10.0, what: str = "")
         if time.monotonic() > deadline:
             raise AssertionError(f"not in {timeout:.0f}s: {what or 'condition'}")
         time.sleep(0.01)
-
-
-@pytest.fixture
-def tg() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        yield fake
 
 
 # -- the whole service in this process ------------------------------------------------
@@ -256,74 +220,6 @@ async def test_flood_control_waits_retry_after_and_loses_nothing(service: Servic
 
 
 # -- a Sender driven by hand ------------------------------------------------------------
-
-
-class Clock:
-    """Real time, plus whatever the test skipped ahead (back-off waits)."""
-
-    def __init__(self) -> None:
-        self.offset = dt.timedelta()
-
-    def __call__(self) -> dt.datetime:
-        return utcnow() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += dt.timedelta(seconds=seconds)
-
-
-@dataclass
-class Harness:
-    ctx: Context
-    tg: FakeTelegram
-    source: FakeSource
-    bot: Bot
-    clock: Clock = field(default_factory=Clock)
-
-    def sender(self, **kw: Any) -> Sender:
-        return Sender(self.bot, self.ctx.store, self.ctx.bot_store, clock=self.clock, **kw)
-
-    async def publish(self, n: int, title: str) -> str:
-        """Put a statement on the page and poll: it is stored and queued for every subscriber."""
-        self.source.set_body("/", with_new_statement(n, title))
-        outcome = await asyncio.to_thread(self.ctx.pipeline.poll)
-        assert outcome.changes is not None
-        assert [s.title for s in outcome.changes.new] == [title]
-        return outcome.changes.new[0].id
-
-    def rows(self, statement_id: str) -> dict[int, OutboxItem]:
-        return by_chat(self.ctx.bot_store.deliveries("statement", statement_id))
-
-
-async def drain(sender: Sender) -> None:
-    """Deliver everything due now (by the sender's clock) and wait for it to finish."""
-    while await sender.dispatch_due():
-        pass
-    await sender.drain_tasks()
-
-
-@pytest.fixture
-async def harness(
-    make_config: ConfigFactory, source: FakeSource, tg: FakeTelegram
-) -> AsyncIterator[Harness]:
-    """The real Application (flood limiter, request timeout of 1 s from the settings),
-    initialised but not polling; the store holds the first fill of the page."""
-    settings = load_settings(
-        make_config(source.url + "/", telegram={"request_timeout": 1}),
-        env={"TELEGRAM_BOT_TOKEN": tg.token, "TELEGRAM_API_URL": tg.api_url},
-    )
-    ctx = open_context(settings)
-    telegram: TelegramBot | None = None
-    try:
-        await asyncio.to_thread(ctx.pipeline.poll)
-        assert ctx.store.count_statements() == FIRST_FILL
-        deps = BotDeps(ctx.store, ctx.bot_store, "http://feeds.test", source.url + "/", ())
-        telegram = TelegramBot(settings.telegram, deps)
-        await telegram.app.initialize()
-        yield Harness(ctx, tg, source, telegram.bot)
-    finally:
-        if telegram is not None:
-            await telegram.app.shutdown()
-        ctx.close()
 
 
 async def test_a_failing_chat_does_not_hold_up_the_others(harness: Harness) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,12 +30,6 @@ HOME = (FIXTURES / "site" / "index.html").read_text("utf-8")
 CHATS = list(range(1, 301))
 COUNTER_CHATS = CHATS[:20]
 LEASE_SECONDS = 6.0
-
-
-@pytest.fixture
-def tg() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        yield fake
 
 
 def received(tg: FakeTelegram, marker: str) -> Counter[int]:
