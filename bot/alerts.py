@@ -11,6 +11,8 @@ Watched after every poll:
   message each, as they happen once.
 
 Alerts go to the admin chats through the outbox, and are listed on /healthz.
+Each operator chat reads them in its language (set with /language, else
+English); the details (errors, the anomaly's own words) stay in English.
 """
 
 from __future__ import annotations
@@ -20,10 +22,22 @@ import html
 import statistics
 from dataclasses import dataclass
 
+from bot.i18n import DEFAULT, N_, language_for, translator
 from bot.store import BotStore
 from feeds.errors import ParseError
 from feeds.pipeline import PollOutcome
 from feeds.store import Store
+
+SOURCE_DOWN = N_("⚠️ The source failed {failures} polls in a row: {error}")
+NO_STATEMENTS = N_("⚠️ The profile finds no statements on the page: {error}")
+SOURCE_BACK = N_("✅ The source answers again.")
+FEWER = N_(
+    "⚠️ The profile finds {found} statements on the page, usually {usual}: "
+    "has the layout changed? /preview shows what it reads."
+)
+LAYOUT_BACK_UNCHANGED = N_("✅ The profile reads the page again.")
+LAYOUT_BACK = N_("✅ The profile reads the page again ({found} statements).")
+COUNTER = N_("ℹ️ Counters: {anomaly}.")
 
 
 @dataclass(frozen=True)
@@ -49,34 +63,27 @@ class AlertWatch:
             if outcome.consecutive_failures >= self.settings.failures:
                 sent += self._start(
                     "source_down",
-                    f"⚠️ The source failed {outcome.consecutive_failures} polls in a row: {error}",
                     now,
+                    SOURCE_DOWN,
+                    failures=outcome.consecutive_failures,
+                    error=error,
                 )
             if isinstance(outcome.error, ParseError):
-                sent += self._start(
-                    "layout", f"⚠️ The profile finds no statements on the page: {error}", now
-                )
+                sent += self._start("layout", now, NO_STATEMENTS, error=error)
             return sent
-        sent += self._end("source_down", "✅ The source answers again.", now)
+        sent += self._end("source_down", now, SOURCE_BACK)
         if outcome.page is None:  # 304: the page is the one last read correctly
-            sent += self._end("layout", "✅ The profile reads the page again.", now)
+            sent += self._end("layout", now, LAYOUT_BACK_UNCHANGED)
         else:
             found = len(outcome.page.entries)
             usual = self._usual_count()
             if usual and found < usual * self.settings.drop_ratio:
-                sent += self._start(
-                    "layout",
-                    f"⚠️ The profile finds {found} statements on the page, usually {usual:g}: "
-                    "has the layout changed? /preview shows what it reads.",
-                    now,
-                )
+                sent += self._start("layout", now, FEWER, found=found, usual=f"{usual:g}")
             else:
-                sent += self._end(
-                    "layout", f"✅ The profile reads the page again ({found} statements).", now
-                )
+                sent += self._end("layout", now, LAYOUT_BACK, found=found)
         if outcome.changes is not None and not outcome.changes.first_fill:
             for anomaly in outcome.changes.counter_anomalies:
-                sent.append(self._send("counter", f"ℹ️ Counters: {html.escape(anomaly)}.", now))
+                sent.append(self._send("counter", now, COUNTER, anomaly=html.escape(anomaly)))
         return sent
 
     def _usual_count(self) -> float | None:
@@ -88,18 +95,32 @@ class AlertWatch:
         ]
         return statistics.median(counts) if len(counts) >= 3 else None
 
-    def _start(self, name: str, text: str, now: dt.datetime) -> list[str]:
+    def _start(self, name: str, now: dt.datetime, message: str, **params: object) -> list[str]:
         if self.bot_store.alert_active(name):
             return []
         self.bot_store.set_alert_active(name, True, now)
-        return [self._send(name, text, now)]
+        return [self._send(name, now, message, **params)]
 
-    def _end(self, name: str, text: str, now: dt.datetime) -> list[str]:
+    def _end(self, name: str, now: dt.datetime, message: str, **params: object) -> list[str]:
         if not self.bot_store.alert_active(name):
             return []
         self.bot_store.set_alert_active(name, False, now)
-        return [self._send(f"{name}_recovered", text, now)]
+        return [self._send(f"{name}_recovered", now, message, **params)]
 
-    def _send(self, kind: str, text: str, now: dt.datetime) -> str:
-        self.bot_store.add_alert(kind, text, self.admins, now)
-        return text
+    def _send(self, kind: str, now: dt.datetime, message: str, **params: object) -> str:
+        """Record the alert and queue it for the operators, once per language among
+        them (English first); returns the English text."""
+        english = message.format(**params)
+        chats_by_language: dict[str, list[int]] = {}
+        for chat_id in self.admins:
+            chats_by_language.setdefault(self._language(chat_id), []).append(chat_id)
+        if not chats_by_language:
+            self.bot_store.add_alert(kind, english, (), now)
+        for lang in sorted(chats_by_language, key=lambda lang: lang != DEFAULT):
+            text = translator(lang)(message).format(**params)
+            self.bot_store.add_alert(kind, text, chats_by_language[lang], now)
+        return english
+
+    def _language(self, chat_id: int) -> str:
+        sub = self.bot_store.subscriber(chat_id)
+        return language_for(sub.language) if sub is not None else DEFAULT

@@ -39,6 +39,7 @@ from telegram.error import (
 )
 
 from bot import metrics
+from bot.i18n import DEFAULT, N_, language_for, translator
 from bot.messages import bundle_message, counters_message, statement_message
 from bot.ratelimit import FloodLimiter, retry_seconds
 from bot.store import BotStore, OutboxItem
@@ -47,6 +48,7 @@ from feeds.store import Store
 log = logging.getLogger(__name__)
 ERROR_PAUSE = 5.0  # seconds between tries while the database fails
 BUNDLE_BACKLOG = 5  # this many statements due at once for one chat go out as one message
+READ_BUTTON = N_("Read the statement")
 
 GONE = (
     "chat not found",
@@ -176,21 +178,30 @@ class Sender:
             self._busy_chats.discard(item.chat_id)
             self._slots.release()
 
+    def _language(self, chat_id: int) -> str:
+        """Pushed messages speak the subscriber's language (chosen with /language, or
+        Telegram's at /start); English when it is unknown."""
+        sub = self.bot_store.subscriber(chat_id)
+        return language_for(sub.language) if sub is not None else DEFAULT
+
     def _render(self, item: OutboxItem) -> tuple[list[str], InlineKeyboardMarkup | None] | None:
         if item.kind == "statement":
             statement = self.store.statement(item.ref)
             if statement is None:
                 return None
+            lang = self._language(item.chat_id)
             button = (
                 InlineKeyboardMarkup(
-                    [[InlineKeyboardButton("Read the statement", url=statement.url)]]
+                    [[InlineKeyboardButton(translator(lang)(READ_BUTTON), url=statement.url)]]
                 )
                 if statement.url
                 else None
             )
-            return statement_message(statement), button
+            return statement_message(statement, lang), button
         if item.kind == "counters":
-            return counters_message(self.store.counters(), dt.date.fromisoformat(item.ref)), None
+            day = dt.date.fromisoformat(item.ref)
+            lang = self._language(item.chat_id)
+            return counters_message(self.store.counters(), day, lang), None
         if item.kind == "alert":
             text = self.bot_store.alert_text(int(item.ref))
             return ([text], None) if text else None
@@ -213,7 +224,8 @@ class Sender:
         statements = await asyncio.to_thread(
             lambda: [s for s in (self.store.statement(c.ref) for c in claimed) if s is not None]
         )
-        parts = bundle_message(statements)
+        lang = await asyncio.to_thread(self._language, claimed[0].chat_id)
+        parts = bundle_message(statements, lang)
         lead = claimed[0]
         for index, part in enumerate(parts):
             outcome = await self._send_part(lead, part, None, paced=index == 0)

@@ -1,5 +1,8 @@
 """Bot commands. Each handler reads or changes the stores and replies; replies are
-HTML built from escaped values. Store calls run in a thread, off the event loop."""
+HTML built from escaped values. Store calls run in a thread, off the event loop.
+
+Replies speak the chat's language: the one chosen with /language, else the
+language of the Telegram user who wrote (English unless it is Russian)."""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from telegram.ext import (
 
 from bot import filters as chat_filters
 from bot import metrics, texts
+from bot.i18n import DEFAULT, language_for, translator
 from bot.messages import counters_message, latest_message
 from bot.store import BotStore, Subscriber
 from feeds.errors import FeedbotError
@@ -36,6 +40,14 @@ LONDON = ZoneInfo("Europe/London")
 MAX_LATEST = 20
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _QUIET = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)-([01]?\d|2[0-3]):([0-5]\d)$")
+LANGUAGE_ARGS = {
+    "en": "en",
+    "english": "en",
+    "английский": "en",
+    "ru": "ru",
+    "russian": "ru",
+    "русский": "ru",
+}
 
 
 @dataclass
@@ -57,6 +69,28 @@ def _chat(update: Update) -> Chat:
     return chat
 
 
+def reply_language(update: Update, sub: Subscriber | None) -> str:
+    """The chat's choice (/language), else the language of the Telegram user who
+    wrote, else what /start recorded for the chat (a channel has no user), else English."""
+    if sub is not None and sub.language_chosen and sub.language:
+        return language_for(sub.language)
+    user = update.effective_user
+    if user is not None and user.language_code:
+        return language_for(user.language_code)
+    if sub is not None and sub.language:
+        return language_for(sub.language)
+    return DEFAULT
+
+
+def filter_error(exc: chat_filters.FilterError, lang: str) -> str:
+    """A FilterError's (English) message in the chat's language."""
+    limits = {"max_length": chat_filters.MAX_TERM_LENGTH, "max_terms": chat_filters.MAX_TERMS}
+    for message in texts.FILTER_ERRORS:
+        if message.format(**limits) == str(exc):
+            return translator(lang)(message).format(**limits)
+    return str(exc)
+
+
 async def reply(update: Update, text: str | list[str]) -> None:
     message = update.effective_message
     if message is None:
@@ -74,6 +108,12 @@ class Handlers:
     def __init__(self, deps: BotDeps) -> None:
         self.deps = deps
 
+    async def _subscriber(self, update: Update) -> Subscriber | None:
+        return await asyncio.to_thread(self.deps.bot_store.subscriber, _chat(update).id)
+
+    async def _language(self, update: Update) -> str:
+        return reply_language(update, await self._subscriber(update))
+
     def register(self, app: Application) -> None:  # type: ignore[type-arg]
         chats = filters.UpdateType.MESSAGES | filters.UpdateType.CHANNEL_POSTS
         for name, handler in (
@@ -87,6 +127,7 @@ class Handlers:
             ("filter", self.filter),
             ("stats", self.stats),
             ("preview", self.preview),
+            ("language", self.language),
         ):
             app.add_handler(CommandHandler(name, handler, filters=chats))
         app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self.migrated))
@@ -105,28 +146,32 @@ class Handlers:
         )
         sub = await asyncio.to_thread(self.deps.bot_store.subscriber, chat.id)
         time = sub.counters_time if sub else "09:00"
-        await reply(update, texts.WELCOME.format(time=time) if created else texts.ALREADY)
+        _ = translator(reply_language(update, sub))
+        await reply(update, _(texts.WELCOME).format(time=time) if created else _(texts.ALREADY))
 
     async def stop(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         metrics.COMMANDS.labels("stop").inc()
+        _ = translator(await self._language(update))
         done = await asyncio.to_thread(
             self.deps.bot_store.unsubscribe, _chat(update).id, "stop", self.deps.now()
         )
-        await reply(update, texts.STOPPED if done else texts.NOT_SUBSCRIBED)
+        await reply(update, _(texts.STOPPED) if done else _(texts.NOT_SUBSCRIBED))
 
     async def latest(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         metrics.COMMANDS.labels("latest").inc()
+        sub = await self._subscriber(update)
+        lang = reply_language(update, sub)
         args = context.args or []
         count = 5
         if args:
             if len(args) > 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= MAX_LATEST:
-                await reply(update, texts.LATEST_USAGE.format(max_latest=MAX_LATEST))
+                usage = translator(lang)(texts.LATEST_USAGE)
+                await reply(update, usage.format(max_latest=MAX_LATEST))
                 return
             count = int(args[0])
-        sub = await asyncio.to_thread(self.deps.bot_store.subscriber, _chat(update).id)
         terms = sub.filters if sub else ()
         statements = await asyncio.to_thread(self._latest, count, terms)
-        await reply(update, latest_message(statements))
+        await reply(update, latest_message(statements, lang))
 
     def _latest(self, count: int, terms: tuple[chat_filters.Term, ...]) -> list[Statement]:
         """The newest ``count`` statements this chat's filters let through."""
@@ -144,17 +189,20 @@ class Handlers:
 
     async def counters(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         metrics.COMMANDS.labels("counters").inc()
+        lang = await self._language(update)
         today = self.deps.now().astimezone(LONDON).date()
         counters = await asyncio.to_thread(self.deps.store.counters)
-        await reply(update, counters_message(counters, today))
+        await reply(update, counters_message(counters, today, lang))
 
     async def settings(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         metrics.COMMANDS.labels("settings").inc()
         chat_id = _chat(update).id
         store = self.deps.bot_store
         sub = await asyncio.to_thread(store.subscriber, chat_id)
+        lang = reply_language(update, sub)
+        _ = translator(lang)
         if sub is None or not sub.active:
-            await reply(update, texts.NOT_SUBSCRIBED)
+            await reply(update, _(texts.NOT_SUBSCRIBED))
             return
         args = [a.lower() for a in context.args or []]
         if len(args) == 2 and args[0] == "time" and (m := _TIME.match(args[1])):
@@ -171,29 +219,30 @@ class Handlers:
             start = f"{int(q.group(1)):02d}:{q.group(2)}"
             end = f"{int(q.group(3)):02d}:{q.group(4)}"
             if start == end:
-                await reply(update, texts.SETTINGS_USAGE)
+                await reply(update, _(texts.SETTINGS_USAGE))
                 return
             sub = await asyncio.to_thread(store.set_delivery, chat_id, None, (start, end))
         elif args:
-            await reply(update, texts.SETTINGS_USAGE)
+            await reply(update, _(texts.SETTINGS_USAGE))
             return
         assert sub is not None
-        await reply(update, self._settings_text(sub))
+        await reply(update, self._settings_text(sub, lang))
 
     @staticmethod
-    def _settings_text(sub: Subscriber) -> str:
+    def _settings_text(sub: Subscriber, lang: str = DEFAULT) -> str:
+        _ = translator(lang)
         mode = texts.MODE_DIGEST if sub.delivery_mode == "digest" else texts.MODE_INSTANT
         quiet = (
-            texts.QUIET_HOURS.format(start=sub.quiet_start, end=sub.quiet_end)
+            _(texts.QUIET_HOURS).format(start=sub.quiet_start, end=sub.quiet_end)
             if sub.quiet_start
-            else texts.QUIET_NONE
+            else _(texts.QUIET_NONE)
         )
-        return texts.SETTINGS.format(
-            mode=mode.format(time=sub.counters_time),
-            counters=(texts.ON if sub.counters_enabled else texts.OFF),
+        return _(texts.SETTINGS).format(
+            mode=_(mode).format(time=sub.counters_time),
+            counters=_(texts.ON) if sub.counters_enabled else _(texts.OFF),
             time=sub.counters_time,
             quiet=quiet,
-            filters=html.escape(" ".join(str(t) for t in sub.filters)) or texts.FILTERS_NONE,
+            filters=html.escape(" ".join(str(t) for t in sub.filters)) or _(texts.FILTERS_NONE),
         )
 
     async def filter(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -201,8 +250,10 @@ class Handlers:
         chat_id = _chat(update).id
         store = self.deps.bot_store
         sub = await asyncio.to_thread(store.subscriber, chat_id)
+        lang = reply_language(update, sub)
+        _ = translator(lang)
         if sub is None or not sub.active:
-            await reply(update, texts.NOT_SUBSCRIBED)
+            await reply(update, _(texts.NOT_SUBSCRIBED))
             return
         message = update.effective_message
         raw = (message.text or "") if message else ""
@@ -218,28 +269,33 @@ class Handlers:
             elif action == "clear":
                 terms = []
             elif action != "list":
-                await reply(update, texts.FILTER_USAGE.format(max_terms=chat_filters.MAX_TERMS))
+                usage = _(texts.FILTER_USAGE)
+                await reply(update, usage.format(max_terms=chat_filters.MAX_TERMS))
                 return
         except chat_filters.FilterError as exc:
-            await reply(update, texts.FILTER_ERROR.format(error=html.escape(str(exc))))
+            error = html.escape(filter_error(exc, lang))
+            await reply(update, _(texts.FILTER_ERROR).format(error=error))
             return
         if action != "list":
             await asyncio.to_thread(store.set_filters, chat_id, terms)
         shown = html.escape(" ".join(str(t) for t in terms))
-        await reply(update, texts.FILTER_LIST.format(terms=shown) if terms else texts.FILTER_EMPTY)
+        await reply(
+            update, _(texts.FILTER_LIST).format(terms=shown) if terms else _(texts.FILTER_EMPTY)
+        )
 
     async def preview(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         metrics.COMMANDS.labels("preview").inc()
+        _ = translator(await self._language(update))
         if _chat(update).id not in self.deps.admin_chat_ids:
-            await reply(update, texts.NOT_ADMIN)
+            await reply(update, _(texts.NOT_ADMIN))
             return
         if self.deps.preview is None:
-            await reply(update, texts.PREVIEW_UNAVAILABLE)
+            await reply(update, _(texts.PREVIEW_UNAVAILABLE))
             return
         try:
             page = await asyncio.to_thread(self.deps.preview)
         except FeedbotError as exc:
-            await reply(update, texts.PREVIEW_FAILED.format(error=html.escape(str(exc))))
+            await reply(update, _(texts.PREVIEW_FAILED).format(error=html.escape(str(exc))))
             return
         lines = [
             f"{html.escape(e.published.isoformat() if e.published else '—')} "
@@ -249,7 +305,7 @@ class Handlers:
         counters = [html.escape(f"{c.days} — {c.subject}") for c in page.counters]
         await reply(
             update,
-            texts.PREVIEW.format(
+            _(texts.PREVIEW).format(
                 entries=len(page.entries),
                 counters=len(page.counters),
                 first="\n".join(lines),
@@ -259,45 +315,76 @@ class Handlers:
 
     async def feed(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         metrics.COMMANDS.labels("feed").inc()
-        await reply(update, html.escape(texts.FEEDS.format(base=self.deps.public_url), quote=False))
+        _ = translator(await self._language(update))
+        feeds = _(texts.FEEDS).format(base=self.deps.public_url)
+        await reply(update, html.escape(feeds, quote=False))
 
     async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         metrics.COMMANDS.labels("help").inc()
+        _ = translator(await self._language(update))
         await reply(
             update,
-            texts.HELP.format(source=html.escape(self.deps.source_url), max_latest=MAX_LATEST),
+            _(texts.HELP).format(source=html.escape(self.deps.source_url), max_latest=MAX_LATEST),
         )
+
+    async def language(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """``/language`` shows the chat's language; ``/language en|ru`` chooses it (kept
+        for the chat even before it subscribes; statements pushed later follow it)."""
+        metrics.COMMANDS.labels("language").inc()
+        chat = _chat(update)
+        sub = await self._subscriber(update)
+        args = [a.lower() for a in context.args or []]
+        if not args:
+            lang = reply_language(update, sub)
+            _ = translator(lang)
+            current = (
+                texts.LANGUAGE_CHOSEN if sub and sub.language_chosen else texts.LANGUAGE_AUTOMATIC
+            )
+            name = _(texts.LANGUAGE_NAMES[lang])
+            await reply(update, f"{_(current).format(language=name)}\n{_(texts.LANGUAGE_USAGE)}")
+            return
+        chosen = LANGUAGE_ARGS.get(args[0]) if len(args) == 1 else None
+        if chosen is None:
+            await reply(update, translator(reply_language(update, sub))(texts.LANGUAGE_USAGE))
+            return
+        await asyncio.to_thread(
+            self.deps.bot_store.set_language, chat.id, chosen, chat.type, self.deps.now()
+        )
+        _ = translator(chosen)
+        await reply(update, _(texts.LANGUAGE_SET).format(language=_(texts.LANGUAGE_NAMES[chosen])))
 
     async def stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         metrics.COMMANDS.labels("stats").inc()
+        lang = await self._language(update)
         if _chat(update).id not in self.deps.admin_chat_ids:
-            await reply(update, texts.NOT_ADMIN)
+            await reply(update, translator(lang)(texts.NOT_ADMIN))
             return
-        await reply(update, await asyncio.to_thread(self._stats_text))
+        await reply(update, await asyncio.to_thread(self._stats_text, lang))
 
-    def _stats_text(self) -> str:
+    def _stats_text(self, lang: str = DEFAULT) -> str:
+        _ = translator(lang)
         counts = self.deps.bot_store.subscriber_counts()
         total = counts.pop("total")
         outbox = self.deps.bot_store.outbox_counts()
         last = self.deps.store.last_poll()
         state = self.deps.store.source_state(self.deps.source_url)
-        return texts.STATS.format(
+        return _(texts.STATS).format(
             total=total,
-            by_type=", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none",
-            outbox=", ".join(f"{k} {v}" for k, v in sorted(outbox.items())) or "empty",
+            by_type=", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or _(texts.STATS_NONE),
+            outbox=", ".join(f"{k} {v}" for k, v in sorted(outbox.items())) or _(texts.STATS_EMPTY),
             statements=self.deps.store.count_statements(),
             last_poll=html.escape(
                 f"{last.finished_at:%Y-%m-%d %H:%M} UTC, {last.result}"
                 + (f" ({last.error})" if last.error else "")
             )
             if last
-            else "none yet",
+            else _(texts.STATS_NO_POLL),
             failures=state.consecutive_failures,
         )
 
     async def unknown(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         metrics.COMMANDS.labels("unknown").inc()
-        await reply(update, texts.UNKNOWN)
+        await reply(update, translator(await self._language(update))(texts.UNKNOWN))
 
     async def migrated(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message

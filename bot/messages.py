@@ -6,6 +6,9 @@ characters and python-telegram-bot does not check, so long messages are split
 here: between paragraphs where possible, inside a paragraph at a space
 otherwise, and always on raw text before escaping — so a split never falls
 inside a tag or an entity.
+
+Our own words (the date, headers) are in the chat's language (``lang``); what
+the source published — titles, leads, the counters' sentences — stays as it is.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.i18n import N_, plural, translator
+from bot.i18n import format_date as _format_date
 from feeds.render import counter_line
 from feeds.store import Statement, StoredCounter
 
@@ -86,13 +91,24 @@ def pack(blocks: Sequence[Block], limit: int = LIMIT, separator: str = "\n\n") -
     return messages
 
 
-def format_date(day: dt.date) -> str:
-    return f"{day.day} {day:%B %Y}"
+UNDATED = N_("undated")
+NO_COUNTERS = N_("No counters are known yet.")
+COUNTERS_ON = N_("Counters on {date}")
+NO_STATEMENTS = N_("No statements have been stored yet.")
+AND_MORE = N_("…and {n} more: /latest 20")
 
 
-def statement_message(s: Statement) -> list[str]:
+def format_date(day: dt.date, lang: str = "en") -> str:
+    return _format_date(day, lang)
+
+
+def _when(day: dt.date | None, lang: str) -> str:
+    return format_date(day, lang) if day else translator(lang)(UNDATED)
+
+
+def statement_message(s: Statement, lang: str = "en") -> list[str]:
     """Title in bold, date, lead; the link to the statement goes in a button below."""
-    when = format_date(s.published) if s.published else "undated"
+    when = _when(s.published, lang)
     blocks = [
         Block(html=f"<b>{html.escape(s.title, quote=False)}</b>\n<i>{when}</i>")
         if length(html.escape(s.title, quote=False)) < LIMIT - 100
@@ -103,10 +119,14 @@ def statement_message(s: Statement) -> list[str]:
     return pack(blocks)
 
 
-def counters_message(counters: Sequence[StoredCounter], day: dt.date) -> list[str]:
+def counters_message(
+    counters: Sequence[StoredCounter], day: dt.date, lang: str = "en"
+) -> list[str]:
+    _ = translator(lang)
     if not counters:
-        return ["No counters are known yet."]
-    blocks = [Block(html=f"<b>Counters on {format_date(day)}</b>")]
+        return [_(NO_COUNTERS)]
+    header = html.escape(_(COUNTERS_ON).format(date=format_date(day, lang)), quote=False)
+    blocks = [Block(html=f"<b>{header}</b>")]
     for c in counters:
         days = c.days_on(day)
         line = counter_line(c, day)
@@ -115,29 +135,32 @@ def counters_message(counters: Sequence[StoredCounter], day: dt.date) -> list[st
     return pack(blocks)
 
 
-def latest_message(statements: Sequence[Statement]) -> list[str]:
+def latest_message(statements: Sequence[Statement], lang: str = "en") -> list[str]:
     if not statements:
-        return ["No statements have been stored yet."]
-    return pack(_listing(statements))
+        return [translator(lang)(NO_STATEMENTS)]
+    return pack(_listing(statements, lang))
 
 
 BUNDLE_LISTED = 30
 
 
-def bundle_message(statements: Sequence[Statement]) -> list[str]:
+def bundle_message(statements: Sequence[Statement], lang: str = "en") -> list[str]:
     """Several statements in one message: date and linked title each."""
     shown = list(statements)[:BUNDLE_LISTED]
-    blocks = [Block(html=f"<b>{len(statements)} new statements</b>")]
-    blocks += _listing(shown)
-    if len(statements) > len(shown):
-        blocks.append(Block(text=f"…and {len(statements) - len(shown)} more: /latest 20"))
+    n = len(statements)
+    ngettext = plural(lang)
+    header = ngettext("{n} new statement", "{n} new statements", n).format(n=n)
+    blocks = [Block(html=f"<b>{html.escape(header, quote=False)}</b>")]
+    blocks += _listing(shown, lang)
+    if n > len(shown):
+        blocks.append(Block(text=translator(lang)(AND_MORE).format(n=n - len(shown))))
     return pack(blocks)
 
 
-def _listing(statements: Sequence[Statement]) -> list[Block]:
+def _listing(statements: Sequence[Statement], lang: str = "en") -> list[Block]:
     blocks = []
     for s in statements:
-        when = format_date(s.published) if s.published else "undated"
+        when = _when(s.published, lang)
         title = html.escape(s.title, quote=False)
         linked = f'<a href="{html.escape(s.url)}">{title}</a>' if s.url else title
         blocks.append(

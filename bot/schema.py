@@ -18,7 +18,8 @@ subscribers = sa.Table(
     sa.Column("chat_id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("chat_type", sa.String(20), nullable=False),  # private | group | supergroup | channel
     sa.Column("title", sa.Text),  # group or channel title, or the user's name
-    sa.Column("language", sa.String(10)),
+    sa.Column("language", sa.String(10)),  # Telegram's language_code, or the chosen one
+    sa.Column("language_chosen", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("subscribed_at", UTCDateTime, nullable=False),
     sa.Column("unsubscribed_at", UTCDateTime),

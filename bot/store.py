@@ -48,6 +48,7 @@ class Subscriber:
     delivery_mode: str = "instant"  # instant | digest
     quiet_start: str | None = None
     quiet_end: str | None = None
+    language_chosen: bool = False  # set with /language (else as Telegram said at /start)
 
     @property
     def is_private(self) -> bool:
@@ -79,6 +80,7 @@ def _subscriber(row: sa.Row[Any]) -> Subscriber:
         chat_type=m["chat_type"],
         title=m["title"],
         language=m["language"],
+        language_chosen=bool(m["language_chosen"]),
         active=bool(m["active"]),
         subscribed_at=m["subscribed_at"],
         counters_enabled=bool(m["counters_enabled"]),
@@ -138,6 +140,7 @@ class BotStore:
         origin: str = "command",
     ) -> bool:
         """Subscribe a chat (again); returns False if it already was subscribed."""
+        language = language[:10] if language else None  # the column's width
         with self._conn() as c:
             row = c.execute(sa.select(subscribers).where(subscribers.c.chat_id == chat_id)).first()
             if row is None:
@@ -222,13 +225,41 @@ class BotStore:
                 )
         return self.subscriber(chat_id)
 
-    def set_language(self, chat_id: int, language: str) -> None:
+    def set_language(
+        self,
+        chat_id: int,
+        language: str,
+        chat_type: str = "private",
+        now: dt.datetime | None = None,
+    ) -> None:
+        """The language a chat chose with /language. It outlasts /stop and /start (which
+        keeps a language already known), and a chat that is not subscribed gets an
+        inactive row to keep it until it subscribes."""
+        update = (
+            subscribers.update()
+            .where(subscribers.c.chat_id == chat_id)
+            .values(language=language, language_chosen=True)
+        )
         with self._conn() as c:
-            c.execute(
-                subscribers.update()
-                .where(subscribers.c.chat_id == chat_id)
-                .values(language=language)
-            )
+            if c.execute(update).rowcount:
+                return
+            try:
+                with c.begin_nested():
+                    c.execute(
+                        subscribers.insert().values(
+                            chat_id=chat_id,
+                            chat_type=chat_type,
+                            language=language,
+                            language_chosen=True,
+                            active=False,
+                            subscribed_at=now or dt.datetime.now(dt.UTC),
+                            counters_enabled=True,
+                            counters_time=DEFAULT_COUNTERS_TIME,
+                            origin="command",
+                        )
+                    )
+            except sa.exc.IntegrityError:
+                c.execute(update)  # a /start (or another /language) came first
 
     def set_filters(self, chat_id: int, terms: Sequence[Term]) -> None:
         value = json.dumps(filters.dump(terms), ensure_ascii=False) if terms else None

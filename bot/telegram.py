@@ -17,6 +17,7 @@ from telegram.request import HTTPXRequest
 
 from bot import texts
 from bot.handlers import BotDeps, Handlers
+from bot.i18n import DEFAULT, LANGUAGES, translator
 from bot.ratelimit import FloodLimiter
 from bot.settings import TelegramSettings
 
@@ -106,15 +107,25 @@ class TelegramBot:
         log.warning("Telegram getUpdates failed: %s", exc)
 
     async def register_commands(self) -> None:
-        await self.bot.set_my_commands([BotCommand(n, d) for n, d in texts.COMMANDS])
-        for chat_id in self.deps.admin_chat_ids:
-            try:
-                await self.bot.set_my_commands(
-                    [BotCommand(n, d) for n, d in texts.COMMANDS + texts.ADMIN_COMMANDS],
-                    scope=BotCommandScopeChat(chat_id),
-                )
-            except TelegramError as exc:
-                log.warning("could not register operator commands for chat %d: %s", chat_id, exc)
+        """The command menu in each language: English for everyone by default, Russian
+        for users whose Telegram speaks Russian; the operators' chats get theirs too."""
+        for lang in LANGUAGES:
+            _ = translator(lang)
+            language_code = None if lang == DEFAULT else lang
+            await self.bot.set_my_commands(
+                [BotCommand(n, _(d)) for n, d in texts.COMMANDS], language_code=language_code
+            )
+            for chat_id in self.deps.admin_chat_ids:
+                try:
+                    await self.bot.set_my_commands(
+                        [BotCommand(n, _(d)) for n, d in texts.COMMANDS + texts.ADMIN_COMMANDS],
+                        scope=BotCommandScopeChat(chat_id),
+                        language_code=language_code,
+                    )
+                except TelegramError as exc:
+                    log.warning(
+                        "could not register operator commands for chat %d: %s", chat_id, exc
+                    )
 
     async def stop(self) -> None:
         if self.app.updater is not None and self.app.updater.running:

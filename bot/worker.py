@@ -39,15 +39,31 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _pid_namespace() -> str:
+    """Which process table our pids belong to. Two containers can share a hostname
+    but not their pids, so a pid is only compared within one namespace."""
+    try:
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:").strip("[]")
+    except OSError:
+        return "unknown"
+
+
 def holder_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """``host:pid:pid-namespace:random`` — enough to tell a dead local holder."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_pid_namespace()}:{uuid.uuid4().hex[:8]}"
 
 
 def _dead_local_holder(holder: str) -> bool:
-    """True for a lease held by a process of this host that has exited."""
-    host, _, rest = holder.partition(":")
-    pid_text = rest.partition(":")[0]
+    """True for a lease held by a process of this host, in our pid namespace, that
+    has exited. Anything else (another host, another container, an old holder id
+    format) is left to the lease's expiry."""
+    parts = holder.split(":")
+    if len(parts) != 4:
+        return False
+    host, pid_text, namespace, _ = parts
     if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    if namespace == "unknown" or namespace != _pid_namespace():
         return False
     pid = int(pid_text)
     if pid == os.getpid():

@@ -12,10 +12,17 @@ from bot.filters import MAX_TERMS, FilterError, Term, matches, merge, parse_term
 def test_words_phrases_and_exclusions() -> None:
     terms = parse_terms('Sanctions "Skripal case" -sport «Солсбери инцидент»')
     assert terms == [
-        Term("sanctions", False), Term("skripal case", False), Term("sport", True),
+        Term("sanctions", False),
+        Term("skripal case", False),
+        Term("sport", True),
         Term("солсбери инцидент", False),
     ]
-    assert [str(t) for t in terms] == ["sanctions", '"skripal case"', "-sport", '"солсбери инцидент"']
+    assert [str(t) for t in terms] == [
+        "sanctions",
+        '"skripal case"',
+        "-sport",
+        '"солсбери инцидент"',
+    ]
 
 
 @pytest.mark.parametrize(
