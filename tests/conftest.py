@@ -18,7 +18,7 @@ from feeds.fetch import Fetcher
 from feeds.pipeline import Pipeline
 from feeds.store import Store, normalise_database_url
 from tests.support.fake_source import FakeSource
-from tests.support.harness import harness, tg  # noqa: F401 - shared fixtures
+from tests.support.harness import harness, running, tg  # noqa: F401 - shared fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"

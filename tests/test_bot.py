@@ -4,19 +4,10 @@ service, talking to the fake Bot API server; the source on a local server."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 
-import pytest
-
-from bot.context import Context, open_context
-from bot.service import ROLES, run_service
-from bot.settings import load_settings
-from tests.conftest import FIXTURES, ConfigFactory
-from tests.support.fake_source import FakeSource
-from tests.support.fake_telegram import FakeTelegram
+from tests.conftest import FIXTURES
+from tests.support.harness import Running
 
 HOME = (FIXTURES / "site" / "index.html").read_text("utf-8")
 
@@ -26,48 +17,6 @@ def with_new_statement(n: int, title: str, lead: str = "A lead.") -> str:
       <li class="news-item"><span class="news-date">07.07.2020</span> - <a class="news-title" href="/fnapr/{n}">{title}</a>
         <p class="news-lead">{lead}</p></li>"""
     return HOME.replace('<ul class="news-list">', item, 1)
-
-
-@dataclass
-class Running:
-    ctx: Context
-    tg: FakeTelegram
-    source: FakeSource
-    stop: asyncio.Event
-    task: asyncio.Task[int]
-
-    async def until(self, check: Callable[[], bool], timeout: float = 10.0) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not check():
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError("condition not met in time")
-            await asyncio.sleep(0.05)
-
-    async def command(self, chat_id: int, text: str, **kw: object) -> str:
-        before = len(self.tg.sent(chat_id))
-        self.tg.send_command(chat_id, text, **kw)  # type: ignore[arg-type]
-        await self.until(lambda: len(self.tg.sent(chat_id)) > before)
-        return str(self.tg.sent(chat_id)[-1]["text"])
-
-
-@pytest.fixture
-async def running(
-    make_config: ConfigFactory, source: FakeSource, tg: FakeTelegram
-) -> AsyncIterator[Running]:
-    path = make_config(source.url + "/", telegram={"admin_chat_ids": [900]})
-    settings = load_settings(
-        path, env={"TELEGRAM_BOT_TOKEN": tg.token, "TELEGRAM_API_URL": tg.api_url}
-    )
-    ctx = open_context(settings)
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_service(ctx, ROLES["run"], stop=stop))
-    run = Running(ctx, tg, source, stop, task)
-    await run.until(lambda: ctx.store.count_statements() == 11)
-    yield run
-    stop.set()
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.wait_for(task, 15)
-    ctx.close()
 
 
 async def test_start_subscribes_and_new_statements_arrive_once(running: Running) -> None:

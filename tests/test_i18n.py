@@ -9,13 +9,10 @@ statements the subscriber's language, and what the source published stays as it 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -27,17 +24,16 @@ import bot
 from bot import filters as chat_filters
 from bot import texts
 from bot.alerts import AlertSettings, AlertWatch
-from bot.context import Context, open_context
+from bot.context import open_context
 from bot.handlers import filter_error
 from bot.i18n import catalogue_path, format_date, language_for, plural, translator
 from bot.messages import bundle_message, counters_message, statement_message
-from bot.service import ROLES, run_service
-from bot.settings import Settings, load_settings
+from bot.settings import Settings
 from feeds.pipeline import Pipeline
 from feeds.store import Statement, StoredCounter
-from tests.conftest import FIXTURES, ConfigFactory
+from tests.conftest import FIXTURES
 from tests.support.fake_source import FakeSource
-from tests.support.fake_telegram import FakeTelegram
+from tests.support.harness import Running
 
 BOT_DIR = Path(bot.__file__).parent
 KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)}
@@ -316,47 +312,6 @@ def with_new_statement(n: int, title: str, lead: str) -> str:
       <li class="news-item"><span class="news-date">07.07.2020</span> - <a class="news-title" href="/fnapr/{n}">{title}</a>
         <p class="news-lead">{lead}</p></li>"""
     return HOME.replace('<ul class="news-list">', item, 1)
-
-
-@dataclass
-class Running:
-    ctx: Context
-    tg: FakeTelegram
-    source: FakeSource
-
-    async def until(self, check: Callable[[], bool], timeout: float = 10.0) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not check():
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError("condition not met in time")
-            await asyncio.sleep(0.05)
-
-    async def command(self, chat_id: int, text: str, **kw: object) -> str:
-        before = len(self.tg.sent(chat_id))
-        self.tg.send_command(chat_id, text, **kw)  # type: ignore[arg-type]
-        await self.until(lambda: len(self.tg.sent(chat_id)) > before)
-        return str(self.tg.sent(chat_id)[-1]["text"])
-
-
-@pytest.fixture
-async def running(make_config: ConfigFactory, source: FakeSource) -> AsyncIterator[Running]:
-    with FakeTelegram() as tg:
-        path = make_config(source.url + "/", telegram={"admin_chat_ids": [900]})
-        settings = load_settings(
-            path, env={"TELEGRAM_BOT_TOKEN": tg.token, "TELEGRAM_API_URL": tg.api_url}
-        )
-        ctx = open_context(settings)
-        stop = asyncio.Event()
-        task = asyncio.create_task(run_service(ctx, ROLES["run"], stop=stop))
-        run = Running(ctx, tg, source)
-        await run.until(lambda: ctx.store.count_statements() == 11)
-        try:
-            yield run
-        finally:
-            stop.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(task, 15)
-            ctx.close()
 
 
 async def test_replies_follow_the_telegram_language_until_the_chat_chooses(

@@ -5,6 +5,7 @@ a store holding the first fill of the fixture page, and a clock the test moves."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -18,6 +19,7 @@ from telegram import Bot
 from bot.context import Context, open_context
 from bot.delivery import Sender
 from bot.handlers import BotDeps
+from bot.service import ROLES, run_service
 from bot.settings import load_settings
 from bot.store import BotStore, OutboxItem
 from bot.telegram import TelegramBot
@@ -132,4 +134,50 @@ async def harness(
     finally:
         if telegram is not None:
             await telegram.app.shutdown()
+        ctx.close()
+
+
+@dataclass
+class Running:
+    """`feedbot run`'s service in the test's event loop: HTTP, worker and the real
+    Application talking to the fake Bot API server; the first poll is done."""
+
+    ctx: Context
+    tg: FakeTelegram
+    source: FakeSource
+
+    async def until(self, check: Callable[[], bool], timeout: float = 10.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not check():
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError("condition not met in time")
+            await asyncio.sleep(0.05)
+
+    async def command(self, chat_id: int, text: str, **kw: Any) -> str:
+        """Type a command in a chat; the bot's reply."""
+        before = len(self.tg.sent(chat_id))
+        self.tg.send_command(chat_id, text, **kw)
+        await self.until(lambda: len(self.tg.sent(chat_id)) > before)
+        return str(self.tg.sent(chat_id)[-1]["text"])
+
+
+@pytest.fixture
+async def running(
+    make_config: Callable[..., Path], source: FakeSource, tg: FakeTelegram
+) -> AsyncIterator[Running]:
+    path = make_config(source.url + "/", telegram={"admin_chat_ids": [900]})
+    settings = load_settings(
+        path, env={"TELEGRAM_BOT_TOKEN": tg.token, "TELEGRAM_API_URL": tg.api_url}
+    )
+    ctx = open_context(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_service(ctx, ROLES["run"], stop=stop))
+    run = Running(ctx, tg, source)
+    try:
+        await run.until(lambda: ctx.store.count_statements() == FIRST_FILL)
+        yield run
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 15)
         ctx.close()
