@@ -18,6 +18,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -60,6 +61,31 @@ class Pacer:
         return slot - now
 
 
+class DepartureWindow:
+    """At most ``limit`` requests leave in any ``span`` seconds, by their real
+    departure times. Pacing hands out start times in advance; if the event loop
+    stalls (a garbage collection, a slow query), several requests whose times
+    passed during the stall would leave together — this holds them back."""
+
+    def __init__(
+        self, limit: int, span: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit = limit
+        self.span = span
+        self.clock = clock
+        self.departures: deque[float] = deque(maxlen=limit)
+
+    def wait(self) -> float:
+        """Seconds to wait before one more request may leave (0: go now, recorded)."""
+        now = self.clock()
+        if len(self.departures) == self.limit:
+            earliest = self.departures[0] + self.span
+            if earliest > now:
+                return earliest - now
+        self.departures.append(now)
+        return 0.0
+
+
 class ChatPacer:
     """Per-chat spacing: private chats 1 s apart, groups and channels 3 s."""
 
@@ -87,7 +113,9 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
     """The rate limiter handed to python-telegram-bot: applies to every request."""
 
     def __init__(self, max_retries: int = 5, paid_broadcast: bool = False) -> None:
-        self.pacer = Pacer(PAID_PER_SECOND if paid_broadcast else GLOBAL_PER_SECOND)
+        rate = PAID_PER_SECOND if paid_broadcast else GLOBAL_PER_SECOND
+        self.pacer = Pacer(rate)
+        self.window = DepartureWindow(int(rate), 1.0 / MARGIN)
         self.chats = ChatPacer()
         self.max_retries = max_retries
         self.retries_after_429 = 0
@@ -124,6 +152,9 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         for attempt in range(self.max_retries + 1):
             if limited and not (paced and attempt == 0):
                 await self.wait_turn(chat_id)
+            if limited:
+                while (hold := self.window.wait()) > 0:
+                    await asyncio.sleep(hold)
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:

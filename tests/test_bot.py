@@ -93,3 +93,15 @@ async def test_groups_and_channels_subscribe_like_private_chats(running: Running
             any("For groups" in str(m["text"]) for m in running.tg.sent(c)) for c in (-1001, -1002)
         )
     )
+
+
+async def test_preview_reads_the_live_page_for_operators_only(running: Running) -> None:
+    assert "for the operators" in await running.command(103, "/preview")
+    preview = await running.command(900, "/preview")
+    assert "11 statements, 2 counters" in preview
+    assert "2020-06-24 President Vladimir Putin" in preview
+    assert "855 — the Salisbury incident" in preview
+    running.source.set_body("/", "<html><body><p>redesigned</p></body></html>")
+    await asyncio.sleep(1.1)  # one message a second per chat
+    failed = await running.command(900, "/preview")
+    assert "Reading the live page failed" in failed and "found no statements" in failed
