@@ -115,7 +115,8 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
     def __init__(self, max_retries: int = 5, paid_broadcast: bool = False) -> None:
         rate = PAID_PER_SECOND if paid_broadcast else GLOBAL_PER_SECOND
         self.pacer = Pacer(rate)
-        self.window = DepartureWindow(int(rate), 1.0 / MARGIN)
+        # Telegram's own count (30, or 1,000) over a window stretched by the margin.
+        self.window = DepartureWindow(round(rate / MARGIN), 1.0 / MARGIN)
         self.chats = ChatPacer()
         self.max_retries = max_retries
         self.retries_after_429 = 0
