@@ -3,6 +3,8 @@ after a stall (requests whose start times passed while the loop was busy)."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -24,7 +26,7 @@ def test_pacer_spaces_evenly_under_the_limit() -> None:
     for _ in range(90):
         clock.now += pacer.reserve()
         starts.append(clock.now)
-    gaps = {round(b - a, 6) for a, b in zip(starts, starts[1:], strict=False)}
+    gaps = {round(b - a, 6) for a, b in pairwise(starts)}
     assert gaps == {round(1 / (30 * MARGIN), 6)}
     assert 89 / (starts[-1] - starts[0]) < 30
 
