@@ -194,7 +194,7 @@ def load_profile(data: Mapping[str, Any], where: str = "profile") -> SourceProfi
         article=article,
         text=TextProfile(
             entry=_regex(text, "entry", f"{where}.text", ("date", "title")),
-            end=re.compile(end, re.IGNORECASE) if isinstance(end, str) and end else None,
+            end=_regex(text, "end", f"{where}.text", ()) if end else None,
             featured=bool(text.get("featured", False)),
         ),
         archive_url=archive.get("url") or None,

@@ -129,6 +129,10 @@ def test_a_page_with_no_statements_is_an_error_not_an_empty_feed(body: bytes) ->
         ({"counters": {"pattern": "(?P<n>\\d+)"}}, "needs named groups days, subject"),
         ({"date_formats": []}, "profile.date_formats"),
         ({"summary_chars": 3}, "profile.summary_chars"),
+        (
+            {"text": {"entry": "(?P<date>x)(?P<title>y)", "end": "(unclosed"}},
+            "profile.text.end: invalid",
+        ),
     ],
 )
 def test_profile_mistakes_name_the_key(change: dict[str, Any], message: str) -> None:
