@@ -49,6 +49,20 @@ import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from lxml import etree  # noqa: E402
 
+from bench.common import (  # noqa: E402
+    FIXTURES,
+    RESULTS,
+    median_run,
+    print_table,
+    round_notes,
+    run_wrk,
+    section_parser,
+    settings_sections,
+    toml_text,
+    wrk_command,
+    wrk_rounds,
+)
+from bench.common import PYTHON as VENV_PYTHON  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from feeds import render  # noqa: E402
 from feeds.config import FeedsConfig  # noqa: E402
@@ -60,15 +74,12 @@ from feeds.publish import FeedBuilder, archive_name, publish  # noqa: E402
 from feeds.store import Statement, Store  # noqa: E402
 
 # Children (fake source, feedbot serve) run on the project's venv, as an operator's would.
-VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 PYTHON = VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable)
-FIXTURES = ROOT / "tests" / "fixtures"
-PROFILE = ROOT / "config" / "sources" / "embassy-uk.toml"
 SECTIONS = ("poll304", "fullpoll", "render", "serve")
 SYNTHETIC = 10_000  # statements in the render section's store
 TODAY = dt.date(2020, 7, 6)  # the fixture page's date: stable counters and feeds
 SEEN_AT = dt.datetime(2020, 7, 6, 9, 0, tzinfo=dt.UTC)
-WRK_THREADS, WRK_CONNECTIONS = 1, 32
+HEAD = ("section", "figure", "feedbot", "baseline", "ratio", "target", "result")
 
 # The fake source runs in a process of its own: its handler threads would
 # otherwise burn CPU inside this process and count against every poll.
@@ -99,9 +110,7 @@ class Row:
         ratio = (
             f"{self.value / self.baseline:.2f}" if self.value is not None and self.baseline else "-"
         )
-        result = {True: "PASS", False: "FAIL", None: "info"}[self.ok]
-        if self.value is None:
-            result = "SKIP"
+        result = "SKIP" if self.value is None else RESULTS[self.ok]
         return [
             self.section,
             self.figure,
@@ -123,16 +132,6 @@ def _fmt(value: float | None, unit: str) -> str:
     if unit == "us":
         return f"{value:.0f} µs"
     return f"{value:.3f} s"
-
-
-def print_table(rows: Sequence[Row]) -> None:
-    head = ["section", "figure", "feedbot", "baseline", "ratio", "target", "result"]
-    table = [head] + [r.cells() for r in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(head))]
-    for n, line in enumerate(table):
-        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
 
 
 @dataclass
@@ -249,33 +248,14 @@ def stats_text(stats: pstats.Stats, title: str, limit: int = 25) -> str:
 # --- configuration ---------------------------------------------------------------------
 
 
-def toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str | Path):
-        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return str(value)
-
-
 def write_config(path: Path, source_url: str, workdir: Path, **overrides: dict[str, Any]) -> Path:
     """A settings file as an operator would write it, everything under ``workdir``."""
-    sections: dict[str, dict[str, Any]] = {
-        "source": {"url": source_url + "/", "profile": PROFILE, "poll_seconds": 300},
-        # Loopback source: private addresses allowed; no politeness delay to time.
-        "fetch": {"article_delay": 0, "allow_private_addresses": True, "retries": 0},
-        "database": {"url": f"sqlite:///{workdir / 'feedbot.sqlite3'}"},
-        "feeds": {"folder": workdir / "feeds", "public_url": "http://feeds.test"},
-        "http": {"host": "127.0.0.1", "port": 0},
-        "log": {"level": "WARNING"},
-    }
+    database_url = f"sqlite:///{workdir / 'feedbot.sqlite3'}"
+    sections = settings_sections(source_url, database_url, workdir / "feeds", poll_seconds=300)
+    sections["log"] = {"level": "WARNING"}
     for name, values in overrides.items():
         sections.setdefault(name, {}).update(values)
-    lines = []
-    for name, values in sections.items():
-        lines.append(f"[{name}]")
-        lines += [f"{key} = {toml_value(value)}" for key, value in values.items()]
-        lines.append("")
-    path.write_text("\n".join(lines), "utf-8")
+    path.write_text(toml_text(sections), "utf-8")
     return path
 
 
@@ -783,64 +763,6 @@ def wait_for(url: str, proc: subprocess.Popen[Any], what: str, seconds: float = 
     raise RuntimeError(f"{what} did not answer {url} within {seconds:g}s")
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` and its children alive now (nginx: master + workers)."""
-    pids = [pid]
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid:  # fields[1] is ppid
-                pids.append(int(stat.parent.name))
-    total = 0
-    for p in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-@dataclass
-class WrkResult:
-    rps: float
-    requests: int
-    latency: str
-    errors: str
-    server_cpu_us: float  # server CPU per request
-
-
-def run_wrk(url: str, seconds: int, pid: int, etag: str | None = None) -> WrkResult:
-    cmd = wrk_command(url, seconds, etag)
-    before = cpu_seconds(pid)
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    used = cpu_seconds(pid) - before
-    rps = re.search(r"Requests/sec:\s*([\d.]+)", out)
-    count = re.search(r"(\d+) requests in", out)
-    latency = re.search(r"Latency\s+(\S+)", out)
-    errors = [m.group(0) for m in re.finditer(r"(Socket errors|Non-2xx or 3xx).*", out)]
-    if not (rps and count):
-        raise RuntimeError(f"cannot read wrk output:\n{out}")
-    n = int(count.group(1))
-    return WrkResult(
-        rps=float(rps.group(1)),
-        requests=n,
-        latency=latency.group(1) if latency else "?",
-        errors="; ".join(errors),
-        server_cpu_us=used / n * 1e6 if n else 0.0,
-    )
-
-
-def median_run(runs: Sequence[WrkResult]) -> WrkResult:
-    """The run with the median requests/s (its own CPU figure stays with it)."""
-    return sorted(runs, key=lambda r: r.rps)[len(runs) // 2]
-
-
-def wrk_command(url: str, seconds: int, etag: str | None = None) -> list[str]:
-    cmd = ["wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--latency"]
-    if etag:
-        cmd += ["-H", f"If-None-Match: {etag}"]
-    return [*cmd, url]
-
-
 NGINX_CONF = """\
 daemon off;
 master_process on;
@@ -930,7 +852,6 @@ def bench_serve(b: Bench) -> None:
     ours_url = f"http://127.0.0.1:{port}/feeds/statements.atom"
     nginx_url = f"http://127.0.0.1:{nginx_port}/feeds/statements.atom"
     rounds = b.reps(3, 1)
-    results: dict[tuple[str, str], list[WrkResult]] = {}
     load_before = os.getloadavg()[0]
 
     # Servers stop when the section ends, not when the whole run does.
@@ -956,18 +877,8 @@ def bench_serve(b: Bench) -> None:
             if answer.status_code != 304:
                 raise RuntimeError(f"{name} answered {answer.status_code} to its own ETag")
 
-        # Rounds alternate the two servers, so drift in the machine's load hits both.
-        for _round in range(rounds):
-            for kind in ("200", "304"):
-                for name, target, proc in (
-                    ("feedbot", ours_url, feedbot),
-                    ("nginx", nginx_url, nginx),
-                ):
-                    etag = tags[name] if kind == "304" else None
-                    run_wrk(target, 1, proc.pid, etag)  # warm-up: connections, caches
-                    results.setdefault((name, kind), []).append(
-                        run_wrk(target, seconds, proc.pid, etag)
-                    )
+        servers = {"feedbot": (ours_url, feedbot.pid), "nginx": (nginx_url, nginx.pid)}
+        results = wrk_rounds(servers, tags, rounds, seconds)
 
     load_after = os.getloadavg()[0]
     median = {key: median_run(runs) for key, runs in results.items()}
@@ -1002,14 +913,7 @@ def bench_serve(b: Bench) -> None:
         f" wrk command: {shown} (-H only for the 304 runs; a 1 s warm-up run precedes each)."
         " Baseline = nginx serving the same file from the same feeds folder."
     )
-    for (name, kind), runs in sorted(results.items()):
-        each = ", ".join(
-            f"{r.rps:,.0f} req/s ({r.requests:,} requests, latency avg {r.latency}"
-            + (f", {r.errors}" if r.errors else "")
-            + ")"
-            for r in runs
-        )
-        b.notes.append(f"serve: {name} {kind}, each round: {each}")
+    b.notes += round_notes("serve", results, counts=True)
     b.notes.append(
         f"serve: 1-minute load average {load_before:.2f} before, {load_after:.2f} after;"
         f" anything above ~1 beyond wrk and the server means other work shared the"
@@ -1065,15 +969,7 @@ def describe_machine() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="fewer runs, 3 s wrk runs")
-    parser.add_argument(
-        "--only",
-        action="append",
-        choices=SECTIONS,
-        metavar="NAME",
-        help=f"run only this section (repeatable): {', '.join(SECTIONS)}",
-    )
+    parser = section_parser(__doc__, "fewer runs, 3 s wrk runs", SECTIONS)
     parser.add_argument(
         "--profile", action="store_true", help="also print cProfile listings of each section"
     )
@@ -1090,7 +986,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except Exception as exc:  # a broken section must not hide the others' figures
                 bench.notes.append(f"{name}: ERROR {type(exc).__name__}: {exc}")
         print()
-        print_table(bench.rows)
+        print_table(bench.rows, HEAD)
         print()
         for note in bench.notes:
             print(f"* {note}")

@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
-import gc
 import hashlib
 import os
 import random
@@ -52,8 +50,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -66,7 +63,28 @@ sys.path.insert(0, str(ROOT))
 import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from bot.schema import outbox, subscribers  # noqa: E402
+from bench.common import (  # noqa: E402
+    FIXTURES,
+    PUBLIC_URL,
+    PYTHON,
+    BroadcastFigures,
+    Row,
+    median_run,
+    outbox_counts,
+    print_table,
+    progress,
+    quiet_gc,
+    round_notes,
+    section_parser,
+    sent_ok,
+    settings_sections,
+    subscribe_private_chats,
+    toml_text,
+    tree_state,
+    with_new_statement,
+    wrk_command,
+    wrk_rounds,
+)
 from bot.settings import WorkerSettings  # noqa: E402
 from bot.store import BotStore  # noqa: E402
 from feeds.store import Store, normalise_database_url  # noqa: E402
@@ -74,12 +92,8 @@ from tests.support.fake_source import FakeSource  # noqa: E402
 from tests.support.fake_telegram import Call, FakeTelegram  # noqa: E402
 from tests.support.processes import Feedbot, clean_env, free_port  # noqa: E402
 
-PYTHON = ROOT / ".venv" / "bin" / "python"
-FIXTURES = ROOT / "tests" / "fixtures"
-PROFILE = ROOT / "config" / "sources" / "embassy-uk.toml"
-HOME = (FIXTURES / "site" / "index.html").read_text("utf-8")
+HEAD = ("figure", "value", "baseline/target", "result")
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
-PUBLIC_URL = "http://feeds.test"
 SECTIONS = ("delivery", "takeover", "web")
 
 FULL_CHATS, QUICK_CHATS = 1_000, 300
@@ -90,35 +104,12 @@ TAKEOVER_TARGET = 30.0  # seconds
 TAKEOVER_TIMEOUT = 90.0
 STORED_ON_FIRST_POLL = 11
 MARK = "Scale-out benchmark statement"
+LEAD = "A lead for the scale-out benchmark."
 STALL_SECONDS = 60.0
-WRK_THREADS, WRK_CONNECTIONS = 1, 32
 DEFAULTS = WorkerSettings()  # lease_seconds 20, renew_seconds 5, same_host_takeover true
 
 
 # --- results ---------------------------------------------------------------------------
-
-
-@dataclass
-class Row:
-    figure: str
-    value: str
-    target: str = "-"  # the target, or the baseline the value stands beside
-    ok: bool | None = None  # None: for information only
-    skipped: bool = False
-
-    def cells(self) -> list[str]:
-        result = "SKIP" if self.skipped else {True: "PASS", False: "FAIL", None: "info"}[self.ok]
-        return [self.figure, self.value, self.target, result]
-
-
-def print_table(rows: Sequence[Row]) -> None:
-    head = ["figure", "value", "baseline/target", "result"]
-    table = [head] + [r.cells() for r in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(head))]
-    for n, line in enumerate(table):
-        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
 
 
 @dataclass
@@ -131,10 +122,6 @@ class Bench:
 
     def reps(self, full: int, quick: int) -> int:
         return quick if self.args.quick else full
-
-
-def progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # --- databases, settings, processes ----------------------------------------------------
@@ -196,37 +183,13 @@ class Db:
 
     def subscribe(self, count: int) -> None:
         """``count`` private chats in one transaction, counters off (they share the limit)."""
-        now = dt.datetime.now(dt.UTC)
-        rows = [
-            {
-                "chat_id": chat_id,
-                "chat_type": "private",
-                "active": True,
-                "subscribed_at": now,
-                "counters_enabled": False,
-                "counters_time": "09:00",
-                "origin": "bench",
-            }
-            for chat_id in range(1, count + 1)
-        ]
-        with self.store.engine.begin() as conn:
-            conn.execute(subscribers.insert(), rows)
+        subscribe_private_chats(self.store.engine, count)
 
     def outbox_counts(self) -> dict[str, int]:
-        with self.store.engine.connect() as conn:
-            counts = sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)
-            return {str(status): int(n) for status, n in conn.execute(counts)}
+        return outbox_counts(self.store.engine)
 
     def close(self) -> None:
         self.store.close()
-
-
-def toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str | Path):
-        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return str(value)
 
 
 def write_config(
@@ -239,25 +202,12 @@ def write_config(
     port: int = 0,
 ) -> Path:
     """A settings file as an operator would write it, everything under ``path.parent``."""
-    source: dict[str, Any] = {"url": source_url + "/", "profile": PROFILE}
-    if poll_seconds is not None:
-        source["poll_seconds"] = poll_seconds
-    sections: dict[str, dict[str, Any]] = {
-        "source": source,
-        # Loopback source: private addresses allowed; no politeness delay.
-        "fetch": {"article_delay": 0, "allow_private_addresses": True, "retries": 0},
-        "database": {"url": database_url},
-        "feeds": {"folder": path.parent / "feeds", "public_url": PUBLIC_URL},
-        "http": {"host": "127.0.0.1", "port": port},
-        "worker": worker or {},
-    }
-    lines = []
-    for name, values in sections.items():
-        lines.append(f"[{name}]")
-        lines += [f"{key} = {toml_value(value)}" for key, value in values.items()]
-        lines.append("")
+    sections = settings_sections(
+        source_url, database_url, path.parent / "feeds", poll_seconds=poll_seconds, port=port
+    )
+    sections["worker"] = worker or {}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines), "utf-8")
+    path.write_text(toml_text(sections), "utf-8")
     return path
 
 
@@ -287,44 +237,13 @@ def stop_all(procs: Sequence[Feedbot]) -> None:
             p.stop()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (``/proc/PID/stat`` fields 14 and 15)."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextlib.contextmanager
-def quiet_gc() -> Iterator[None]:
-    """No garbage collection in this process while it plays Telegram: a full collection
-    over the fake's call log pauses its server thread, and the requests held up
-    meanwhile would arrive together, a burst feedbot would be charged 429s for."""
-    gc.collect()
-    gc.freeze()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-        gc.unfreeze()
-
-
-def with_new_statement(n: int, title: str) -> str:
-    """The fixture home page with one more ``li.news-item`` at the top of the list."""
-    item = (
-        '<ul class="news-list">\n      <li class="news-item">'
-        '<span class="news-date">07.07.2020</span> - '
-        f'<a class="news-title" href="/fnapr/{n}">{title}</a>\n'
-        '        <p class="news-lead">A lead for the scale-out benchmark.</p></li>'
-    )
-    return HOME.replace('<ul class="news-list">', item, 1)
-
-
 # --- section: delivery with one and two workers ----------------------------------------
 
 
 @dataclass
-class Delivery:
+class Delivery(BroadcastFigures):
+    """What one broadcast through one or two workers delivered, as the fake Bot API saw it."""
+
     workers: int
     chats: int
     ok_calls: list[Call] = field(default_factory=list)
@@ -333,31 +252,6 @@ class Delivery:
     holders: set[int] = field(default_factory=set)  # pids seen holding the lease meanwhile
     pids: list[int] = field(default_factory=list)
     outbox: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def per_chat(self) -> Counter[int | None]:
-        return Counter(c.chat_id for c in self.ok_calls)
-
-    @property
-    def duplicates(self) -> int:
-        return sum(n - 1 for n in self.per_chat.values() if n > 1)
-
-    @property
-    def missing(self) -> int:
-        got = self.per_chat
-        return sum(1 for chat_id in range(1, self.chats + 1) if chat_id not in got)
-
-    @property
-    def span(self) -> float | None:
-        if len(self.ok_calls) < 2:
-            return None
-        times = [c.at for c in self.ok_calls]
-        return max(times) - min(times)
-
-    @property
-    def rate(self) -> float | None:
-        span = self.span
-        return (len(self.ok_calls) - 1) / span if span else None
 
 
 def run_delivery(b: Bench, workers: int, chats: int) -> Delivery:
@@ -393,13 +287,13 @@ def run_delivery(b: Bench, workers: int, chats: int) -> Delivery:
             time.sleep(2.0)  # a few polls at rest
             progress(f"delivery, {workers} worker(s): changing the page ({chats:,} chats)")
             with quiet_gc():
-                source.set_body("/", with_new_statement(9100 + workers, f"{MARK} {workers}"))
+                source.set_body("/", with_new_statement(9100 + workers, f"{MARK} {workers}", LEAD))
                 last_count, last_change, last_report = 0, time.monotonic(), time.monotonic()
                 while True:
                     time.sleep(0.5)
                     if (pid := db.holder_pid()) is not None:
                         result.holders.add(pid)
-                    sent = sum(1 for c in statement_sends(tg) if c.status == HTTPStatus.OK)
+                    sent = sent_ok(tg, MARK)
                     now = time.monotonic()
                     if sent != last_count:
                         last_count, last_change = sent, now
@@ -412,10 +306,7 @@ def run_delivery(b: Bench, workers: int, chats: int) -> Delivery:
                         progress(f"no delivery for {STALL_SECONDS:.0f} s; giving up")
                         break
                 time.sleep(3.0)  # more polls: time for a duplicate to show
-            calls = statement_sends(tg)
-            result.ok_calls = [c for c in calls if c.status == HTTPStatus.OK]
-            result.failed_calls = len(calls) - len(result.ok_calls)
-            result.too_many = tg.too_many
+            result.record_sends(tg, MARK)
             stop_all(procs)
             result.outbox = db.outbox_counts()
     finally:
@@ -426,10 +317,6 @@ def run_delivery(b: Bench, workers: int, chats: int) -> Delivery:
         f" {result.too_many} 429s, outbox {result.outbox}"
     )
     return result
-
-
-def statement_sends(tg: FakeTelegram) -> list[Call]:
-    return [c for c in tg.calls_of("sendMessage") if MARK in str(c.params.get("text", ""))]
 
 
 def bench_delivery(b: Bench) -> None:
@@ -595,48 +482,6 @@ def bench_takeover(b: Bench) -> None:
 # --- section: feedbot web on PostgreSQL and on SQLite ----------------------------------
 
 
-@dataclass
-class WrkResult:
-    rps: float
-    requests: int
-    latency: str
-    errors: str
-    server_cpu_us: float  # server CPU per request
-
-
-def wrk_command(url: str, seconds: int, etag: str | None = None) -> list[str]:
-    cmd = ["wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--latency"]
-    if etag:
-        cmd += ["-H", f"If-None-Match: {etag}"]
-    return [*cmd, url]
-
-
-def run_wrk(url: str, seconds: int, pid: int, etag: str | None = None) -> WrkResult:
-    before = cpu_seconds(pid)
-    done = subprocess.run(wrk_command(url, seconds, etag), capture_output=True, text=True)
-    used = cpu_seconds(pid) - before
-    out = done.stdout
-    rps = re.search(r"Requests/sec:\s*([\d.]+)", out)
-    count = re.search(r"(\d+) requests in", out)
-    latency = re.search(r"Latency\s+(\S+)", out)
-    errors = [m.group(0) for m in re.finditer(r"(Socket errors|Non-2xx or 3xx).*", out)]
-    if done.returncode != 0 or not (rps and count):
-        raise RuntimeError(f"cannot read wrk output:\n{out}{done.stderr}")
-    n = int(count.group(1))
-    return WrkResult(
-        rps=float(rps.group(1)),
-        requests=n,
-        latency=latency.group(1) if latency else "?",
-        errors="; ".join(errors),
-        server_cpu_us=used / n * 1e6 if n else 0.0,
-    )
-
-
-def median_run(runs: Sequence[WrkResult]) -> WrkResult:
-    """The run with the median requests/s (its own CPU figure stays with it)."""
-    return sorted(runs, key=lambda r: r.rps)[len(runs) // 2]
-
-
 def feedbot_poll(config: Path) -> None:
     """``feedbot poll`` once, as an operator would run it."""
     done = subprocess.run(
@@ -678,7 +523,6 @@ def bench_web(b: Bench) -> None:
     }
     procs: dict[str, Feedbot] = {}
     urls: dict[str, str] = {}
-    results: dict[tuple[str, str], list[WrkResult]] = {}
     try:
         with FakeSource(root=FIXTURES / "site") as source:
             for name, database_url in stores.items():
@@ -728,15 +572,8 @@ def bench_web(b: Bench) -> None:
             )
         )
         load_before = os.getloadavg()[0]
-        # Rounds alternate the two stores, so drift in the machine's load hits both.
-        for n in range(rounds):
-            progress(f"web: wrk round {n + 1}/{rounds}")
-            for kind in ("200", "304"):
-                for name, url in urls.items():
-                    etag = tags[name] if kind == "304" else None
-                    pid = procs[name].pid
-                    run_wrk(url, 1, pid, etag)  # warm-up: connections, caches
-                    results.setdefault((name, kind), []).append(run_wrk(url, seconds, pid, etag))
+        servers = {name: (url, procs[name].pid) for name, url in urls.items()}
+        results = wrk_rounds(servers, tags, rounds, seconds, announce="web")
         load_after = os.getloadavg()[0]
     finally:
         stop_all(list(procs.values()))
@@ -764,14 +601,7 @@ def bench_web(b: Bench) -> None:
         f" and reads the database once a second. wrk command: {shown} (-H only for the 304 runs;"
         " a 1 s warm-up run precedes each)."
     )
-    for (name, kind), runs in sorted(results.items()):
-        each = ", ".join(
-            f"{r.rps:,.0f} req/s (latency avg {r.latency}"
-            + (f", {r.errors}" if r.errors else "")
-            + ")"
-            for r in runs
-        )
-        b.notes.append(f"web: {name} {kind}, each round: {each}")
+    b.notes += round_notes("web", results)
     b.notes.append(
         f"web: 1-minute load average {load_before:.2f} before, {load_after:.2f} after"
         f" ({os.cpu_count()} CPUs shared by wrk, the server and the kernel's loopback)."
@@ -785,15 +615,6 @@ RUNNERS: dict[str, Callable[[Bench], None]] = {
     "takeover": bench_takeover,
     "web": bench_web,
 }
-
-
-def tree_state() -> str:
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
-        return done.stdout.strip()
-
-    dirty = " + uncommitted changes" if git("status", "--porcelain", "--", "bot", "feeds") else ""
-    return f"{git('rev-parse', '--short', 'HEAD') or 'unknown commit'}{dirty}"
 
 
 def describe_machine(pg_version: str) -> str:
@@ -811,19 +632,8 @@ def describe_machine(pg_version: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help=f"{QUICK_CHATS:,} chats, {QUICK_RUNS} takeover runs, one 3 s wrk round",
-    )
-    parser.add_argument(
-        "--only",
-        action="append",
-        choices=SECTIONS,
-        metavar="NAME",
-        help=f"run only this section (repeatable): {', '.join(SECTIONS)}",
-    )
+    quick = f"{QUICK_CHATS:,} chats, {QUICK_RUNS} takeover runs, one 3 s wrk round"
+    parser = section_parser(__doc__, quick, SECTIONS)
     parser.add_argument("--chats", type=int, help="subscribed chats for delivery (overrides)")
     parser.add_argument("--pg", default=DEFAULT_PG, help=f"PostgreSQL URL (default {DEFAULT_PG})")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
@@ -835,7 +645,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pg_version = pg.version()
     except sa.exc.OperationalError as exc:
         print(f"PostgreSQL at {args.pg} is not reachable: {exc.orig}", file=sys.stderr)
-        print_table([Row(f"section {name}", "-", "-", skipped=True) for name in chosen])
+        print_table([Row(f"section {name}", "-", "-", skipped=True) for name in chosen], HEAD)
         return 0
 
     tmp = Path(tempfile.mkdtemp(prefix="feedbot-bench-scale-"))
@@ -859,7 +669,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"\nfeedbot {tree_state()}; scale-out benchmark ({mode}); {describe_machine(pg_version)}\n"
     )
-    print_table(bench.rows)
+    print_table(bench.rows, HEAD)
     print()
     for note in bench.notes:
         print(f"* {note}")

@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
-import gc
 import os
 import re
 import shutil
@@ -52,7 +50,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -62,22 +59,36 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from bot.schema import outbox, subscribers  # noqa: E402
+from bench.common import (  # noqa: E402
+    FIXTURES,
+    PYTHON,
+    BroadcastFigures,
+    Row,
+    cpu_seconds,
+    outbox_counts,
+    print_table,
+    progress,
+    quiet_gc,
+    sent_ok,
+    settings_sections,
+    subscribe_private_chats,
+    toml_text,
+    tree_state,
+    with_new_statement,
+)
 from bot.store import BotStore  # noqa: E402
 from feeds.store import Store  # noqa: E402
 from tests.support.fake_source import FakeSource  # noqa: E402
 from tests.support.fake_telegram import Call, FakeTelegram  # noqa: E402
 
-PYTHON = ROOT / ".venv" / "bin" / "python"
-FIXTURES = ROOT / "tests" / "fixtures"
-PROFILE = ROOT / "config" / "sources" / "embassy-uk.toml"
-HOME = (FIXTURES / "site" / "index.html").read_text("utf-8")
+HEAD = ("figure", "value", "target", "result")
 FULL_CHATS, QUICK_CHATS = 10_000, 1_000
 FREE_LIMIT, PAID_LIMIT = 30.0, 1000.0
 RATE_TARGET = 0.95  # of the limit
 RSS_TARGET_MB = 120.0
 STORED_ON_FIRST_POLL = 11
 MARK = "Benchmark broadcast statement"
+LEAD = "A lead for the broadcast benchmark."
 STALL_SECONDS = 60.0  # no new delivery for this long: give up waiting
 CEILING_MESSAGES, CEILING_CONCURRENCY = 5_000, 32  # 32: the sender's max_in_flight
 
@@ -131,29 +142,7 @@ asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
 
 
 @dataclass
-class Row:
-    figure: str
-    value: str
-    target: str = "-"
-    ok: bool | None = None  # None: for information only
-
-    def cells(self) -> list[str]:
-        result = {True: "PASS", False: "FAIL", None: "info"}[self.ok]
-        return [self.figure, self.value, self.target, result]
-
-
-def print_table(rows: Sequence[Row]) -> None:
-    head = ["figure", "value", "target", "result"]
-    table = [head] + [r.cells() for r in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(head))]
-    for n, line in enumerate(table):
-        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
-
-
-@dataclass
-class Broadcast:
+class Broadcast(BroadcastFigures):
     """What one run of ``feedbot run`` delivered, as the fake Bot API saw it."""
 
     name: str
@@ -168,32 +157,6 @@ class Broadcast:
     cpu_seconds: float | None = None  # CPU of the service from the page change to the end
     outbox: dict[str, int] = field(default_factory=dict)
     profile: str | None = None
-
-    @property
-    def per_chat(self) -> Counter[int | None]:
-        return Counter(c.chat_id for c in self.ok_calls)
-
-    @property
-    def duplicates(self) -> int:
-        return sum(n - 1 for n in self.per_chat.values() if n > 1)
-
-    @property
-    def missing(self) -> int:
-        got = self.per_chat
-        return sum(1 for chat_id in range(1, self.chats + 1) if chat_id not in got)
-
-    @property
-    def span(self) -> float | None:
-        """Seconds from the first successful send to the last."""
-        if len(self.ok_calls) < 2:
-            return None
-        times = [c.at for c in self.ok_calls]
-        return max(times) - min(times)
-
-    @property
-    def rate(self) -> float | None:
-        span = self.span
-        return (len(self.ok_calls) - 1) / span if span else None
 
     def cpu_per_message(self) -> str:
         if self.cpu_seconds is None or not self.ok_calls:
@@ -233,42 +196,12 @@ class Broadcast:
 # --- the service and its fakes ---------------------------------------------------------
 
 
-def with_new_statement(n: int, title: str) -> str:
-    """The fixture home page with one more ``li.news-item`` at the top of the list."""
-    item = (
-        '<ul class="news-list">\n      <li class="news-item">'
-        '<span class="news-date">07.07.2020</span> - '
-        f'<a class="news-title" href="/fnapr/{n}">{title}</a>\n'
-        '        <p class="news-lead">A lead for the broadcast benchmark.</p></li>'
-    )
-    return HOME.replace('<ul class="news-list">', item, 1)
-
-
-def toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str | Path):
-        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return str(value)
-
-
 def write_config(path: Path, source_url: str, workdir: Path, paid: bool) -> Path:
     """A settings file as an operator would write it, everything under ``workdir``."""
-    sections: dict[str, dict[str, Any]] = {
-        "source": {"url": source_url + "/", "profile": PROFILE, "poll_seconds": 1},
-        # Loopback source: private addresses allowed; no politeness delay.
-        "fetch": {"article_delay": 0, "allow_private_addresses": True, "retries": 0},
-        "database": {"url": f"sqlite:///{workdir / 'feedbot.sqlite3'}"},
-        "feeds": {"folder": workdir / "feeds", "public_url": "http://feeds.test"},
-        "http": {"host": "127.0.0.1", "port": 0},
-        "telegram": {"paid_broadcast": paid},
-    }
-    lines = []
-    for name, values in sections.items():
-        lines.append(f"[{name}]")
-        lines += [f"{key} = {toml_value(value)}" for key, value in values.items()]
-        lines.append("")
-    path.write_text("\n".join(lines), "utf-8")
+    database_url = f"sqlite:///{workdir / 'feedbot.sqlite3'}"
+    sections = settings_sections(source_url, database_url, workdir / "feeds", poll_seconds=1)
+    sections["telegram"] = {"paid_broadcast": paid}
+    path.write_text(toml_text(sections), "utf-8")
     return path
 
 
@@ -278,23 +211,7 @@ def subscribe_chats(database_url: str, count: int) -> None:
     try:
         store.migrate()
         BotStore(store.engine).migrate()
-        now = dt.datetime.now(dt.UTC)
-        rows = [
-            {
-                "chat_id": chat_id,
-                "chat_type": "private",
-                "title": None,
-                "language": None,
-                "active": True,
-                "subscribed_at": now,
-                "counters_enabled": False,  # the daily counters would share the limit
-                "counters_time": "09:00",
-                "origin": "bench",
-            }
-            for chat_id in range(1, count + 1)
-        ]
-        with store.engine.begin() as conn:
-            conn.execute(subscribers.insert(), rows)
+        subscribe_private_chats(store.engine, count)
     finally:
         store.close()
 
@@ -308,13 +225,6 @@ def memory_mb(pid: int) -> dict[str, float]:
             if key in ("VmRSS", "VmHWM"):
                 values[key] = int(rest.split()[0]) / 1024  # kB
     return values
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (``/proc/PID/stat`` fields 14 and 15)."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGINT, grace: float = 30) -> None:
@@ -357,30 +267,6 @@ def service(workdir: Path, config: Path, tg: FakeTelegram) -> Iterator[subproces
             stop_process(proc)
 
 
-@contextlib.contextmanager
-def quiet_gc() -> Iterator[None]:
-    """No garbage collection in this process while it plays Telegram: a full collection
-    over the fake's growing call log pauses its server thread for tens of milliseconds,
-    and the requests held up meanwhile would land in the next one-second window together,
-    a burst of the harness's making that feedbot would be charged 429s for."""
-    gc.collect()
-    gc.freeze()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-        gc.unfreeze()
-
-
-def statement_sends(tg: FakeTelegram) -> list[Call]:
-    return [c for c in tg.calls_of("sendMessage") if MARK in str(c.params.get("text", ""))]
-
-
-def progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def run_broadcast(name: str, chats: int, tmp: Path, py_spy: str | None) -> Broadcast:
     paid = name == "paid"
     limit = PAID_LIMIT if paid else FREE_LIMIT
@@ -413,21 +299,16 @@ def run_broadcast(name: str, chats: int, tmp: Path, py_spy: str | None) -> Broad
 
                 cpu_before = cpu_seconds(proc.pid)
                 changed_at = time.monotonic()
-                source.set_body("/", with_new_statement(9001, f"{MARK} {name}"))
+                source.set_body("/", with_new_statement(9001, f"{MARK} {name}", LEAD))
                 wait_for_deliveries(tg, proc, name, chats, changed_at + chats / limit)
                 time.sleep(3.0)  # more polls: time for a duplicate to show
                 if proc.poll() is None:
                     result.peak_rss_mb = memory_mb(proc.pid)["VmHWM"]
                     result.cpu_seconds = cpu_seconds(proc.pid) - cpu_before
         finally:
-            with engine.connect() as conn:
-                counts = sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)
-                result.outbox = {str(status): int(n) for status, n in conn.execute(counts)}
+            result.outbox = outbox_counts(engine)
             engine.dispose()
-        calls = statement_sends(tg)
-        result.ok_calls = [c for c in calls if c.status == HTTPStatus.OK]
-        result.failed_calls = len(calls) - len(result.ok_calls)
-        result.too_many = tg.too_many
+        result.record_sends(tg, MARK)
         if result.ok_calls:
             result.first_send_after = min(c.at for c in result.ok_calls) - changed_at
     if py_spy and spy_out.exists():
@@ -445,7 +326,7 @@ def wait_for_deliveries(
     last_count, last_change, last_report = 0, time.monotonic(), 0.0
     while True:
         time.sleep(1.0)
-        sent = sum(1 for c in statement_sends(tg) if c.status == HTTPStatus.OK)
+        sent = sent_ok(tg, MARK)
         now = time.monotonic()
         if sent != last_count:
             last_count, last_change = sent, now
@@ -556,15 +437,6 @@ def _library(frames: Sequence[str]) -> str:
 # --- main ------------------------------------------------------------------------------
 
 
-def tree_state() -> str:
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
-        return done.stdout.strip()
-
-    dirty = " + uncommitted changes" if git("status", "--porcelain", "--", "bot", "feeds") else ""
-    return f"{git('rev-parse', '--short', 'HEAD') or 'unknown commit'}{dirty}"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_CHATS:,} chats")
@@ -614,7 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append(Row(label, value))
 
     print(f"\nfeedbot {tree_state()}; {os.cpu_count()} CPUs; Python {sys.version.split()[0]}\n")
-    print_table(rows)
+    print_table(rows, HEAD)
     print()
     for r in results:
         print(
