@@ -60,6 +60,7 @@ class HttpSettings:
     host: str = "0.0.0.0"  # noqa: S104 - a service meant to be reached
     port: int = 8080
     unhealthy_after_seconds: int = 3600
+    feed_recheck_seconds: float = 0.5  # how often a served feed file is checked for changes
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,9 @@ def load_feeds_config(doc: Mapping[str, Any], path: Path, env: Mapping[str, str]
         ),
         unhealthy_after_seconds=h.get(
             "unhealthy_after_seconds", int, HttpSettings.unhealthy_after_seconds, check=at_least(1)
+        ),
+        feed_recheck_seconds=h.get(
+            "feed_recheck_seconds", float, HttpSettings.feed_recheck_seconds, check=at_least(0)
         ),
     )
     db = Section(doc, "database", env)

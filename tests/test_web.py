@@ -226,6 +226,8 @@ async def test_a_new_statement_changes_the_feed_and_its_etag(
     title = "Statement by the Embassy on a new matter of the day"
     source.set_body("/", home_with("07.07.2020", title, "/fnapr/7001", "A new lead."))
     polled(pipeline.poll(), 1)
+    # The server looks at a feed file at most this often (one stat per interval).
+    await asyncio.sleep(pipeline.config.http.feed_recheck_seconds)
 
     for name, (_, old_body, old) in before.items():
         status, body, h = await get_feed(client, name, **{"If-None-Match": old["ETag"]})
