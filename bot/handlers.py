@@ -198,12 +198,10 @@ class Handlers:
         metrics.COMMANDS.labels("settings").inc()
         chat_id = _chat(update).id
         store = self.deps.bot_store
-        sub = await asyncio.to_thread(store.subscriber, chat_id)
-        lang = reply_language(update, sub)
-        _ = translator(lang)
-        if sub is None or not sub.active:
-            await reply(update, _(texts.NOT_SUBSCRIBED))
+        sub, lang = await self._subscribed(update)
+        if sub is None:
             return
+        _ = translator(lang)
         args = [a.lower() for a in context.args or []]
         if len(args) == 2 and args[0] == "time" and (m := _TIME.match(args[1])):
             sub = await asyncio.to_thread(
@@ -228,6 +226,16 @@ class Handlers:
         assert sub is not None
         await reply(update, self._settings_text(sub, lang))
 
+    async def _subscribed(self, update: Update) -> tuple[Subscriber | None, str]:
+        """This chat's subscription and reply language; says so (and gives no
+        subscription) when the chat is not subscribed."""
+        sub = await asyncio.to_thread(self.deps.bot_store.subscriber, _chat(update).id)
+        lang = reply_language(update, sub)
+        if sub is None or not sub.active:
+            await reply(update, translator(lang)(texts.NOT_SUBSCRIBED))
+            return None, lang
+        return sub, lang
+
     @staticmethod
     def _settings_text(sub: Subscriber, lang: str = DEFAULT) -> str:
         _ = translator(lang)
@@ -249,12 +257,10 @@ class Handlers:
         metrics.COMMANDS.labels("filter").inc()
         chat_id = _chat(update).id
         store = self.deps.bot_store
-        sub = await asyncio.to_thread(store.subscriber, chat_id)
-        lang = reply_language(update, sub)
-        _ = translator(lang)
-        if sub is None or not sub.active:
-            await reply(update, _(texts.NOT_SUBSCRIBED))
+        sub, lang = await self._subscribed(update)
+        if sub is None:
             return
+        _ = translator(lang)
         message = update.effective_message
         raw = (message.text or "") if message else ""
         rest = raw.split(maxsplit=2)  # "/filter", action, terms

@@ -10,22 +10,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Connection, Engine
 
 from bot import filters
 from bot.filters import Term
 from bot.schedule import deliver_at
 from bot.schema import alert_state, alerts, leases, outbox, subscribers
-from feeds.store import Statement
+from feeds.store import Statement, upgrade_schema, within
 
 log = logging.getLogger(__name__)
 LONDON = ZoneInfo("Europe/London")
@@ -114,19 +112,10 @@ class BotStore:
         self.engine = engine
 
     def migrate(self) -> None:
-        cfg = AlembicConfig()
-        cfg.set_main_option("script_location", "bot:migrations")
-        with self.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+        upgrade_schema(self.engine, "bot:migrations")
 
-    @contextmanager
-    def _conn(self, conn: Connection | None = None) -> Iterator[Connection]:
-        if conn is not None:
-            yield conn
-        else:
-            with self.engine.begin() as c:
-                yield c
+    def _conn(self, conn: Connection | None = None) -> AbstractContextManager[Connection]:
+        return within(self.engine, conn)
 
     # -- subscribers --------------------------------------------------------
 

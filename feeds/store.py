@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,6 +143,25 @@ def create_engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
+def upgrade_schema(engine: Engine, script_location: str) -> None:
+    """Run one Alembic migration history (``package:folder``) up to its newest revision."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", script_location)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+@contextmanager
+def within(engine: Engine, conn: Connection | None) -> Iterator[Connection]:
+    """The caller's transaction when it has one, else a new one committed at the end."""
+    if conn is not None:
+        yield conn
+    else:
+        with engine.begin() as c:
+            yield c
+
+
 def _statement(row: sa.Row[Any]) -> Statement:
     m = row._mapping
     return Statement(
@@ -193,11 +212,7 @@ class Store:
 
     def migrate(self) -> None:
         """Create or upgrade the schema to the newest revision."""
-        cfg = AlembicConfig()
-        cfg.set_main_option("script_location", "feeds:migrations")
-        with self.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+        upgrade_schema(self.engine, "feeds:migrations")
 
     # -- statements -------------------------------------------------------
 
@@ -562,10 +577,5 @@ class Store:
         with self.begin() as c:
             c.execute(archive_progress.delete())
 
-    @contextmanager
-    def _conn(self, conn: Connection | None = None) -> Iterator[Connection]:
-        if conn is not None:
-            yield conn
-        else:
-            with self.engine.begin() as c:
-                yield c
+    def _conn(self, conn: Connection | None = None) -> AbstractContextManager[Connection]:
+        return within(self.engine, conn)

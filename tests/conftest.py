@@ -5,18 +5,17 @@ and settings files written the way an operator would write them."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from bot.settings import Settings, load_settings
 from feeds.fetch import Fetcher
 from feeds.pipeline import Pipeline
-from feeds.store import Store, normalise_database_url
+from feeds.store import Store
+from tests.support.databases import postgresql_schema
 from tests.support.fake_source import FakeSource
 from tests.support.harness import harness, running, tg  # noqa: F401 - shared fixtures
 
@@ -41,15 +40,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'feedbot.sqlite3'}"
         return
     assert PG_URL is not None
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(normalise_database_url(PG_URL))
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with postgresql_schema(PG_URL) as url:
+        yield url
 
 
 @pytest.fixture

@@ -20,7 +20,9 @@ ARCHIVE_IDS = {f"/fnapr/{n}" for n in range(5001, 5021)}
 
 @pytest.fixture
 def archive() -> Iterator[FakeSource]:
+    """The archive pages, under the fixture site's home page."""
     with FakeSource(root=FIXTURES / "archive") as src:
+        src.set_body("/", (FIXTURES / "site" / "index.html").read_bytes())
         yield src
 
 

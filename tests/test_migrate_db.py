@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
 
 from bot.cli import main
 from bot.context import open_context
 from bot.settings import load_settings
-from feeds.store import normalise_database_url
 from tests.conftest import ConfigFactory
+from tests.support.databases import postgresql_schema
 from tests.support.fake_source import FakeSource
 
 PG_URL = os.environ.get("FEEDBOT_TEST_DATABASE_URL")
@@ -26,15 +24,8 @@ def empty_target(tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
     if not PG_URL:
         yield f"sqlite:///{tmp_path / 'target.sqlite3'}"
         return
-    schema = f"m_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(normalise_database_url(PG_URL))
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with postgresql_schema(PG_URL, prefix="m") as url:
+        yield url
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
