@@ -67,11 +67,11 @@ from bot.settings import load_settings  # noqa: E402
 from feeds import render  # noqa: E402
 from feeds.config import FeedsConfig  # noqa: E402
 from feeds.fetch import Fetcher  # noqa: E402
-from feeds.model import Counter, Entry, Page  # noqa: E402
+from feeds.model import Counter, Entry, Page, Statement  # noqa: E402
 from feeds.parse import parse_page  # noqa: E402
 from feeds.pipeline import Pipeline  # noqa: E402
 from feeds.publish import FeedBuilder, archive_name, publish  # noqa: E402
-from feeds.store import Statement, Store  # noqa: E402
+from feeds.store import Store  # noqa: E402
 
 # Children (fake source, feedbot serve) run on the project's venv, as an operator's would.
 PYTHON = VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable)

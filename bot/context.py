@@ -10,9 +10,10 @@ from sqlalchemy.engine import Connection
 from bot.settings import Settings
 from bot.store import BotStore
 from feeds.fetch import Fetcher
+from feeds.model import Changes
 from feeds.pipeline import Pipeline, feed_context
 from feeds.render import FeedContext
-from feeds.store import Changes, Store
+from feeds.store import Store
 
 
 @dataclass

@@ -32,8 +32,8 @@ from bot.i18n import DEFAULT, language_for, translator
 from bot.messages import counters_message, latest_message
 from bot.store import BotStore, Subscriber
 from feeds.errors import FeedbotError
-from feeds.model import Page
-from feeds.store import Statement, Store
+from feeds.model import Page, Statement
+from feeds.store import Store
 
 log = logging.getLogger(__name__)
 LONDON = ZoneInfo("Europe/London")

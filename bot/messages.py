@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from bot.i18n import N_, plural, translator
 from bot.i18n import format_date as _format_date
+from feeds.model import Statement, StoredCounter
 from feeds.render import counter_line
-from feeds.store import Statement, StoredCounter
 
 LIMIT = 4096
 

@@ -23,7 +23,8 @@ from bot import filters
 from bot.filters import Term
 from bot.schedule import deliver_at
 from bot.schema import alert_state, alerts, leases, outbox, subscribers
-from feeds.store import Statement, upgrade_schema, within
+from feeds.model import Statement
+from feeds.store import upgrade_schema, within
 
 log = logging.getLogger(__name__)
 LONDON = ZoneInfo("Europe/London")

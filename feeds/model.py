@@ -1,4 +1,7 @@
-"""Plain data read out of a statement page."""
+"""Plain data of the source side: what a page holds, and what the store keeps of it.
+
+No SQL and no I/O here, so the pure parts (parse, render, messages) depend on
+this module alone."""
 
 from __future__ import annotations
 
@@ -51,3 +54,78 @@ class Article:
     title: str | None
     published: dt.date | None
     content: str
+
+
+@dataclass(frozen=True)
+class Statement:
+    seq: int
+    id: str
+    url: str | None
+    title: str
+    summary: str
+    content: str | None
+    published: dt.date | None
+    featured: bool
+    first_seen: dt.datetime
+    last_seen: dt.datetime
+    edited_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class Version:
+    seen_at: dt.datetime
+    title: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class StoredCounter:
+    key: str
+    subject: str
+    note: str | None
+    since: dt.date
+    page_days: int
+    page_as_of: dt.date
+    active: bool
+    first_seen: dt.datetime
+
+    def days_on(self, day: dt.date) -> int:
+        return (day - self.since).days
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What one page added to the store: the delivery side consumes exactly this."""
+
+    new: list[Statement]
+    edited: list[Statement]
+    new_counters: list[StoredCounter]
+    first_fill: bool  # the store was empty: record the page, push it to nobody
+    # Counters that did not behave like counters: a jump, a reset, one that
+    # disappeared, a new one (each reported once: the store then agrees).
+    counter_anomalies: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SourceState:
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    consecutive_failures: int = 0
+    last_success_at: dt.datetime | None = None
+    last_failure_at: dt.datetime | None = None
+    retry_after_until: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class PollRecord:
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    result: str  # ok | not_modified | failed
+    error_kind: str | None = None
+    error: str | None = None
+    entries_on_page: int = 0
+    new_statements: int = 0
+    edited_statements: int = 0
+    articles_fetched: int = 0
+    duration_ms: int = 0

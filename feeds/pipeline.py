@@ -21,24 +21,21 @@ from sqlalchemy.engine import Connection
 
 from feeds import metrics, websub
 from feeds.backoff import next_delay
+from feeds.clock import london_today, utcnow
 from feeds.config import FeedsConfig
 from feeds.errors import FeedbotError, SourceError, SourceHTTPError, error_label
 from feeds.fetch import Fetcher
-from feeds.model import Page
+from feeds.model import Changes, Page, PollRecord
 from feeds.parse import parse_article, parse_page
 from feeds.publish import FeedBuilder, publish
 from feeds.render import FeedContext
-from feeds.store import Changes, PollRecord, Store, london_today
+from feeds.store import Store
 
 log = logging.getLogger(__name__)
 
 # Called inside the transaction that stores a page's changes, so whatever the
 # Telegram side enqueues commits (or rolls back) together with the statements.
 ChangesHook = Callable[[Connection, Changes], None]
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass

@@ -15,16 +15,15 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from feedgen.ext.base import BaseExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
-from feeds.store import Statement, StoredCounter
+from feeds.clock import LONDON
+from feeds.model import Statement, StoredCounter
 from feeds.text import strip_controls
 
-LONDON = ZoneInfo("Europe/London")
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 FH_NS = "http://purl.org/syndication/history/1.0"
 ATOM_NS = "http://www.w3.org/2005/Atom"

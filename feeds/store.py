@@ -11,17 +11,25 @@ import datetime as dt
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Connection, Engine
 
-from feeds.model import Article, Page
+from feeds.clock import london_today
+from feeds.model import (
+    Article,
+    Changes,
+    Page,
+    PollRecord,
+    SourceState,
+    Statement,
+    StoredCounter,
+    Version,
+)
 from feeds.schema import (
     archive_progress,
     counters,
@@ -33,82 +41,6 @@ from feeds.schema import (
 )
 
 log = logging.getLogger(__name__)
-LONDON = ZoneInfo("Europe/London")
-
-
-@dataclass(frozen=True)
-class Statement:
-    seq: int
-    id: str
-    url: str | None
-    title: str
-    summary: str
-    content: str | None
-    published: dt.date | None
-    featured: bool
-    first_seen: dt.datetime
-    last_seen: dt.datetime
-    edited_at: dt.datetime | None
-
-
-@dataclass(frozen=True)
-class Version:
-    seen_at: dt.datetime
-    title: str
-    summary: str
-
-
-@dataclass(frozen=True)
-class StoredCounter:
-    key: str
-    subject: str
-    note: str | None
-    since: dt.date
-    page_days: int
-    page_as_of: dt.date
-    active: bool
-    first_seen: dt.datetime
-
-    def days_on(self, day: dt.date) -> int:
-        return (day - self.since).days
-
-
-@dataclass(frozen=True)
-class Changes:
-    """What one page added to the store: the delivery side consumes exactly this."""
-
-    new: list[Statement]
-    edited: list[Statement]
-    new_counters: list[StoredCounter]
-    first_fill: bool  # the store was empty: record the page, push it to nobody
-    # Counters that did not behave like counters: a jump, a reset, one that
-    # disappeared, a new one (each reported once: the store then agrees).
-    counter_anomalies: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class SourceState:
-    url: str
-    etag: str | None = None
-    last_modified: str | None = None
-    consecutive_failures: int = 0
-    last_success_at: dt.datetime | None = None
-    last_failure_at: dt.datetime | None = None
-    retry_after_until: dt.datetime | None = None
-
-
-@dataclass(frozen=True)
-class PollRecord:
-    started_at: dt.datetime
-    finished_at: dt.datetime
-    result: str  # ok | not_modified | failed
-    error_kind: str | None = None
-    error: str | None = None
-    entries_on_page: int = 0
-    new_statements: int = 0
-    edited_statements: int = 0
-    articles_fetched: int = 0
-    duration_ms: int = 0
 
 
 def normalise_database_url(url: str) -> str:
@@ -191,10 +123,6 @@ def _counter(row: sa.Row[Any]) -> StoredCounter:
         active=bool(m["active"]),
         first_seen=m["first_seen"],
     )
-
-
-def london_today(now: dt.datetime) -> dt.date:
-    return now.astimezone(LONDON).date()
 
 
 class Store:

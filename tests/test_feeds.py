@@ -14,8 +14,9 @@ from lxml import etree
 from bot.settings import load_settings
 from feeds import render
 from feeds.fetch import Fetcher
+from feeds.model import Statement, StoredCounter
 from feeds.pipeline import Pipeline
-from feeds.store import Statement, Store, StoredCounter
+from feeds.store import Store
 from feeds.text import strip_controls
 from tests.conftest import ConfigFactory
 from tests.support.fake_source import FakeSource

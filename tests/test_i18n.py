@@ -29,8 +29,8 @@ from bot.handlers import filter_error
 from bot.i18n import catalogue_path, format_date, language_for, plural, translator
 from bot.messages import bundle_message, counters_message, statement_message
 from bot.settings import Settings
+from feeds.model import Statement, StoredCounter
 from feeds.pipeline import Pipeline
-from feeds.store import Statement, StoredCounter
 from tests.conftest import FIXTURES
 from tests.support.fake_source import FakeSource
 from tests.support.harness import Running

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from bot.logs import RedactingFormatter, redact
 from bot.messages import LIMIT, Block, counters_message, length, pack, statement_message
-from feeds.store import Statement, StoredCounter
+from feeds.model import Statement, StoredCounter
 
 ALLOWED_TAGS = {"b", "i", "a", "code"}
 
