@@ -1,6 +1,6 @@
 """Delivery modes per chat — instant, daily digest, quiet hours — one summary for a
 backlog, and edits followed in messages already sent. A Sender driven by hand
-with a clock the test moves (see tests/test_delivery.py for the harness)."""
+with a clock the test moves (see tests/bot/test_delivery.py for the harness)."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ from feeds.pipeline import Pipeline, PollOutcome
 from feeds.store import Store
 from tests.support.fake_source import FakeSource
 
-FIXTURE_HOME = Path(__file__).resolve().parent / "fixtures" / "site" / "index.html"
+FIXTURE_HOME = Path(__file__).resolve().parents[1] / "fixtures" / "site" / "index.html"
 LONDON = ZoneInfo("Europe/London")
 FEEDS = {
     "statements.atom": "application/atom+xml",

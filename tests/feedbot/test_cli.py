@@ -26,7 +26,7 @@ import pytest
 from bot.cli import build_parser, main
 from tests.support.fake_source import FakeSource
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 HOME = FIXTURES / "site" / "index.html"
 CAPTURE = FIXTURES / "seeds" / "statements-page-2020-07-06.txt"

@@ -24,7 +24,7 @@ from feeds.pipeline import Pipeline
 from feeds.store import Store
 from tests.conftest import ConfigFactory
 from tests.support.fake_source import FakeSource
-from tests.test_pipeline import HOME, NEW_ITEM
+from tests.feeds.test_pipeline import HOME, NEW_ITEM
 
 PUBLIC = "http://feeds.test"
 TOPICS = {

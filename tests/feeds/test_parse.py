@@ -26,7 +26,7 @@ from feeds.parse import parse_article, parse_page
 from feeds.profile import SourceProfile, load_profile
 from feeds.text import clean, fold
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 PAGES = FIXTURES / "pages"
 BASE = "https://www.rusemb.org.uk/"
