@@ -63,7 +63,7 @@ from bench.common import (  # noqa: E402
     wrk_rounds,
 )
 from bench.common import PYTHON as VENV_PYTHON  # noqa: E402
-from bot.settings import load_settings  # noqa: E402
+from feedbot.settings import load_settings  # noqa: E402
 from feeds import render  # noqa: E402
 from feeds.config import FeedsConfig  # noqa: E402
 from feeds.fetch import Fetcher  # noqa: E402
@@ -799,7 +799,7 @@ def start_feedbot(
     cmd = [str(PYTHON)]
     if profile_out is not None:
         cmd += ["-m", "cProfile", "-o", str(profile_out)]
-    cmd += ["-m", "bot", "--config", str(config_file), "serve"]
+    cmd += ["-m", "feedbot", "--config", str(config_file), "serve"]
     log = stack.enter_context((workdir / "serve.log").open("ab"))
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log)
     stack.callback(_stop, proc, sig=signal.SIGINT)  # SIGINT: clean exit, profile saved
@@ -857,7 +857,7 @@ def bench_serve(b: Bench) -> None:
     # Servers stop when the section ends, not when the whole run does.
     with contextlib.ExitStack() as stack:
         feedbot = start_feedbot(stack, workdir, config_file)
-        nginx = start_nginx(stack, workdir / "nginx", cfg.feeds.folder, nginx_port)
+        nginx = start_nginx(stack, workdir / "nginx", cfg.publish.folder, nginx_port)
         wait_for(ours_url, feedbot, "feedbot serve")
         wait_for(nginx_url, nginx, "nginx")
 

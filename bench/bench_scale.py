@@ -25,7 +25,7 @@ Sections (``--only`` takes these names, repeatable):
   and ETag; ``wrk -t1 -c32 -d10s`` (3 s with ``--quick``) for full answers
   (200) and conditional ones (304, ``If-None-Match``), alternating rounds.
 
-Every process is real (``python -m bot --config CFG ROLE``, started like
+Every process is real (``python -m feedbot --config CFG ROLE``, started like
 tests/test_scale_out.py does); the source is a ``FakeSource`` serving the
 fixture site and the Bot API a ``FakeTelegram``, both in this process. Each
 scenario gets a fresh PostgreSQL schema (``?options=-csearch_path%3D<schema>``),
@@ -85,8 +85,8 @@ from bench.common import (  # noqa: E402
     wrk_command,
     wrk_rounds,
 )
-from bot.settings import WorkerSettings  # noqa: E402
 from bot.store import BotStore  # noqa: E402
+from feedbot.settings import WorkerSettings  # noqa: E402
 from feeds.store import Store, normalise_database_url  # noqa: E402
 from tests.support.fake_source import FakeSource  # noqa: E402
 from tests.support.fake_telegram import Call, FakeTelegram  # noqa: E402
@@ -485,7 +485,7 @@ def bench_takeover(b: Bench) -> None:
 def feedbot_poll(config: Path) -> None:
     """``feedbot poll`` once, as an operator would run it."""
     done = subprocess.run(
-        [str(PYTHON), "-m", "bot", "--config", str(config), "poll"],
+        [str(PYTHON), "-m", "feedbot", "--config", str(config), "poll"],
         cwd=ROOT,
         env=clean_env({}),
         capture_output=True,

@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_telegram.py [--quick] [--chats N] [--only free|paid]
                                              [--py-spy PATH] [--keep]
 
-The real service runs as a subprocess (``python -m bot --config CFG run``) with
+The real service runs as a subprocess (``python -m feedbot --config CFG run``) with
 its SQLite file in a temporary folder. The Bot API is a ``FakeTelegram`` in
 this process, enforcing Telegram's flood limits with real 429s (30/s overall,
 1/s per private chat, 20/min per group; 1,000/s for ``allow_paid_broadcast``),
@@ -258,7 +258,7 @@ def service(workdir: Path, config: Path, tg: FakeTelegram) -> Iterator[subproces
         if not k.startswith(("FEEDBOT_", "TELEGRAM_")) and k not in ("PORT", "DATABASE_URL")
     }
     env.update(TELEGRAM_BOT_TOKEN=tg.token, TELEGRAM_API_URL=tg.api_url)
-    cmd = [str(PYTHON), "-m", "bot", "--config", str(config), "run"]
+    cmd = [str(PYTHON), "-m", "feedbot", "--config", str(config), "run"]
     with (workdir / "feedbot.log").open("ab") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log)
         try:
@@ -373,7 +373,7 @@ LIBRARIES = (
     ("SQLAlchemy + sqlite3", ("sqlalchemy/", "sqlite3/")),
     ("import machinery (failed imports)", ("<frozen importlib",)),
     ("asyncio, to_thread, executor", ("asyncio/", "concurrent/", "threading.py")),
-    ("feedbot (bot/, feeds/)", ("bot/", "feeds/")),
+    ("feedbot (feedbot/, bot/, feeds/)", ("feedbot/", "bot/", "feeds/")),
 )
 
 
@@ -386,8 +386,8 @@ def start_py_spy(py_spy: str, pid: int, out: Path) -> subprocess.Popen[bytes]:
 
 
 # Frames every sample of a thread passes through: left out of the inclusive listing.
-PLUMBING = ("threading.py", "concurrent/futures/", "<frozen runpy>", "bot/__main__.py")
-PLUMBING += ("main (bot/cli.py)", "cmd_service (bot/cli.py)", "serve_forever (", "Runner.run (")
+PLUMBING = ("threading.py", "concurrent/futures/", "<frozen runpy>", "feedbot/__main__.py")
+PLUMBING += ("main (feedbot/cli.py)", "cmd_service (feedbot/cli.py)", "serve_forever (", "Runner.run (")
 
 
 def summarise_py_spy(path: Path, top: int = 30) -> str:

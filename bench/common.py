@@ -102,7 +102,7 @@ def tree_state() -> str:
         done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
         return done.stdout.strip()
 
-    dirty = " + uncommitted changes" if git("status", "--porcelain", "--", "bot", "feeds") else ""
+    dirty = " + uncommitted changes" if git("status", "--porcelain", "--", "bot", "feedbot", "feeds") else ""
     return f"{git('rev-parse', '--short', 'HEAD') or 'unknown commit'}{dirty}"
 
 

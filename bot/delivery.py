@@ -43,6 +43,7 @@ from bot.i18n import DEFAULT, N_, language_for, translator
 from bot.messages import bundle_message, counters_message, statement_message
 from bot.ratelimit import FloodLimiter, retry_seconds
 from bot.store import BotStore, OutboxItem
+from feeds.clock import utcnow
 from feeds.store import Store
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,6 @@ GONE = (
     "group chat was deactivated",
     "peer_id_invalid",
 )
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class Sender:

@@ -13,7 +13,6 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 from telegram import Chat, ChatMemberUpdated, LinkPreviewOptions, Update
 from telegram.constants import ChatMemberStatus, ParseMode
@@ -31,12 +30,12 @@ from bot import metrics, texts
 from bot.i18n import DEFAULT, language_for, translator
 from bot.messages import counters_message, latest_message
 from bot.store import BotStore, Subscriber
+from feeds.clock import LONDON
 from feeds.errors import FeedbotError
 from feeds.model import Page, Statement
 from feeds.store import Store
 
 log = logging.getLogger(__name__)
-LONDON = ZoneInfo("Europe/London")
 MAX_LATEST = 20
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _QUIET = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)-([01]?\d|2[0-3]):([0-5]\d)$")

@@ -14,20 +14,19 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from bot import filters
+from bot.delivery_times import deliver_at
 from bot.filters import Term
-from bot.schedule import deliver_at
 from bot.schema import alert_state, alerts, leases, outbox, subscribers
+from feeds.clock import LONDON
 from feeds.model import Statement
 from feeds.store import upgrade_schema, within
 
 log = logging.getLogger(__name__)
-LONDON = ZoneInfo("Europe/London")
 DEFAULT_COUNTERS_TIME = "09:00"
 
 

@@ -16,10 +16,10 @@ from telegram.ext import Application, ApplicationBuilder
 from telegram.request import HTTPXRequest
 
 from bot import texts
+from bot.config import TelegramSettings
 from bot.handlers import BotDeps, Handlers
 from bot.i18n import DEFAULT, LANGUAGES, translator
 from bot.ratelimit import FloodLimiter
-from bot.settings import TelegramSettings
 
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "channel_post", "my_chat_member"]
@@ -138,7 +138,7 @@ class TelegramBot:
         """The aiohttp route Telegram posts updates to (webhook mode)."""
         secret = webhook_secret(self.token)
 
-        async def receive(request: web.Request) -> web.Response:
+        async def receive(request: web.BaseRequest) -> web.Response:
             if request.headers.get("X-Telegram-Bot-Api-Secret-Token") != secret:
                 raise web.HTTPForbidden()
             try:

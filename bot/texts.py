@@ -130,3 +130,15 @@ LANGUAGE_USAGE = N_(
     "Usage: <code>/language en</code> for English, <code>/language ru</code> for Russian."
 )
 LANGUAGE_SET = N_("Done: this chat's language is now {language}.")
+
+# Operator alerts (feedbot/alerts.py decides when; these are what the admins read).
+SOURCE_DOWN = N_("⚠️ The source failed {failures} polls in a row: {error}")
+NO_STATEMENTS = N_("⚠️ The profile finds no statements on the page: {error}")
+SOURCE_BACK = N_("✅ The source answers again.")
+FEWER = N_(
+    "⚠️ The profile finds {found} statements on the page, usually {usual}: "
+    "has the layout changed? /preview shows what it reads."
+)
+LAYOUT_BACK_UNCHANGED = N_("✅ The profile reads the page again.")
+LAYOUT_BACK = N_("✅ The profile reads the page again ({found} statements).")
+COUNTER = N_("ℹ️ Counters: {anomaly}.")

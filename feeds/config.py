@@ -16,6 +16,8 @@ from feeds.profile import SourceProfile, load_profile
 
 T = TypeVar("T")
 DEFAULT_DATABASE_URL = "sqlite:///data/feedbot.sqlite3"
+DEFAULT_BROWSER_PATH = "/usr/bin/chromium"  # Debian's; used when source.fetch = "browser"
+FETCH_MODES = ("http", "browser")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class SourceSettings:
     profile_path: Path
     poll_seconds: int = 300
     backoff_max_seconds: int = 3600
+    fetch: str = "http"  # "browser": render the page in headless Chromium (feeds.browser)
+    browser_path: str = DEFAULT_BROWSER_PATH
 
 
 @dataclass(frozen=True)
@@ -56,19 +60,10 @@ class FeedSettings:
 
 
 @dataclass(frozen=True)
-class HttpSettings:
-    host: str = "0.0.0.0"  # noqa: S104 - a service meant to be reached
-    port: int = 8080
-    unhealthy_after_seconds: int = 3600
-    feed_recheck_seconds: float = 0.5  # how often a served feed file is checked for changes
-
-
-@dataclass(frozen=True)
 class FeedsConfig:
     source: SourceSettings
     fetch: FetchSettings
-    feeds: FeedSettings
-    http: HttpSettings
+    publish: FeedSettings  # where and how the feed documents are written
     database_url: str
     path: Path
 
@@ -148,6 +143,10 @@ def http_url(value: str) -> str | None:
     return None
 
 
+def fetch_mode(value: str) -> str | None:
+    return None if value in FETCH_MODES else 'must be "http" or "browser"'
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
@@ -174,7 +173,16 @@ def load_feeds_config(doc: Mapping[str, Any], path: Path, env: Mapping[str, str]
             "poll_seconds", int, 300, env="FEEDBOT_POLL_SECONDS", check=at_least(1)
         ),
         backoff_max_seconds=src.get("backoff_max_seconds", int, 3600, check=at_least(1)),
+        fetch=src.get("fetch", str, "http", env="FEEDBOT_SOURCE_FETCH", check=fetch_mode),
+        browser_path=src.get(
+            "browser_path", str, DEFAULT_BROWSER_PATH, env="FEEDBOT_BROWSER_PATH"
+        ),
     )
+    if source.fetch == "browser" and not Path(source.browser_path).is_file():
+        raise ConfigError(
+            f"source.browser_path: {source.browser_path} does not exist"
+            " (install Debian's chromium, or point this at a Chromium binary)"
+        )
     f = Section(doc, "fetch", env)
     d = FetchSettings()
     fetch = FetchSettings(
@@ -213,23 +221,6 @@ def load_feeds_config(doc: Mapping[str, Any], path: Path, env: Mapping[str, str]
         counter_days=fd.get("counter_days", int, dfeeds.counter_days, check=at_least(1)),
         websub_hub=hub or None,
     )
-    h = Section(doc, "http", env)
-    http = HttpSettings(
-        host=h.get("host", str, HttpSettings.host, env="FEEDBOT_HOST"),
-        port=h.get(
-            "port",
-            int,
-            HttpSettings.port,
-            env="PORT",
-            check=lambda v: None if 0 <= v <= 65535 else "must be a port number (0-65535)",
-        ),
-        unhealthy_after_seconds=h.get(
-            "unhealthy_after_seconds", int, HttpSettings.unhealthy_after_seconds, check=at_least(1)
-        ),
-        feed_recheck_seconds=h.get(
-            "feed_recheck_seconds", float, HttpSettings.feed_recheck_seconds, check=at_least(0)
-        ),
-    )
     db = Section(doc, "database", env)
     database_url = db.get(
         "url",
@@ -243,5 +234,5 @@ def load_feeds_config(doc: Mapping[str, Any], path: Path, env: Mapping[str, str]
         ),
     )
     return FeedsConfig(
-        source=source, fetch=fetch, feeds=feeds, http=http, database_url=database_url, path=path
+        source=source, fetch=fetch, publish=feeds, database_url=database_url, path=path
     )

@@ -78,7 +78,7 @@ class PollOutcome:
 
 
 def feed_context(config: FeedsConfig) -> FeedContext:
-    f = config.feeds
+    f = config.publish
     return FeedContext(
         public_url=f.public_url,
         source_url=config.source.url,
@@ -97,16 +97,14 @@ class Pipeline:
         fetcher: Fetcher | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
-        on_changes: ChangesHook | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.fetcher = fetcher or Fetcher(config.fetch)
         self.clock = clock
         self.sleep = sleep
-        self.on_changes = on_changes
         self.builder = FeedBuilder(
-            store, feed_context(config), config.feeds.entries, config.feeds.counter_days
+            store, feed_context(config), config.publish.entries, config.publish.counter_days
         )
         self._published_day: dt.date | None = None
 
@@ -118,8 +116,12 @@ class Pipeline:
         host = urlsplit(self.source_url).hostname or ""
         return [host, *self.config.source.profile.allowed_hosts]
 
-    def poll(self) -> PollOutcome:
-        started = self.clock()
+    def poll(
+        self, now: dt.datetime | None = None, on_stored: ChangesHook | None = None
+    ) -> PollOutcome:
+        """One poll cycle. ``on_stored`` runs inside the transaction that stores the
+        page's changes (the process queues Telegram deliveries there)."""
+        started = now or self.clock()
         tick = time.monotonic()
         state = self.store.source_state(self.source_url)
         try:
@@ -137,8 +139,8 @@ class Pipeline:
         with self.store.begin() as conn:
             if page is not None:
                 outcome.changes = self.store.apply_page(page, started, conn)
-                if self.on_changes is not None:
-                    self.on_changes(conn, outcome.changes)
+                if on_stored is not None:
+                    on_stored(conn, outcome.changes)
             self.store.save_source_state(
                 replace(
                     state,
@@ -174,7 +176,7 @@ class Pipeline:
 
     def publish(self, now: dt.datetime | None = None) -> list[str]:
         today = london_today(now or self.clock())
-        written = publish(self.config.feeds.folder, self.builder, today)
+        written = publish(self.config.publish.folder, self.builder, today)
         self._published_day = today
         metrics.FEEDS_WRITTEN.inc(len(written))
         metrics.STATEMENTS_STORED.set(self.store.count_statements())

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.settings import Settings, load_settings
+from feedbot.settings import Settings, load_settings
 from feeds.fetch import Fetcher
 from feeds.pipeline import Pipeline
 from feeds.store import Store

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 
-from bot.context import Context, open_context
-from bot.service import ROLES, run_service
-from bot.settings import load_settings
+from feedbot.app import Context, open_context
+from feedbot.service import ROLES, run_service
+from feedbot.settings import load_settings
 from tests.conftest import FIXTURES, ConfigFactory
 from tests.support.fake_source import FakeSource
 from tests.support.fake_telegram import FakeTelegram

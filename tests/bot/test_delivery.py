@@ -5,7 +5,7 @@ In-process tests run the real python-telegram-bot Application (with feedbot's
 flood limiter and request timeouts) against the fake Bot API server, either
 inside the whole service (``run_service``) or with a ``Sender`` driven by hand
 on a clock that can skip the back-off waits. The ``slow`` tests start real
-``python -m bot run`` processes, kill them and run two of them on one database.
+``python -m feedbot run`` processes, kill them and run two of them on one database.
 Every test runs on SQLite and, when FEEDBOT_TEST_DATABASE_URL is set, PostgreSQL.
 """
 
@@ -28,12 +28,11 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 
 import bot.delivery
-from bot.context import Context, open_context
-from bot.service import ROLES, run_service
-from bot.settings import load_settings
 from bot.store import BotStore, OutboxItem
-from bot.web import WebApp
-from bot.worker import LEASE
+from feedbot.app import Context, build_web, open_context
+from feedbot.service import ROLES, run_service
+from feedbot.settings import load_settings
+from feedbot.worker import LEASE
 from feeds.store import Store
 from tests.conftest import FIXTURES, ROOT, ConfigFactory
 from tests.support.fake_source import FakeSource
@@ -248,7 +247,7 @@ async def test_a_failing_chat_does_not_hold_up_the_others(harness: Harness) -> N
     assert [f[0] for f in h.ctx.bot_store.failures()] == [bad]
     assert received(tg, "Server errors") == dict.fromkeys(others, 1)
     async with (
-        TestClient(TestServer(WebApp(h.ctx).app())) as client,
+        TestClient(TestServer(build_web(h.ctx)[0].app())) as client,
         client.get("/healthz") as resp,
     ):
         health = await resp.json()
@@ -366,7 +365,7 @@ def procs() -> Iterator[list[Proc]]:
 def start_feedbot(
     procs: list[Proc], config: Path, tg: FakeTelegram, name: str, token: str | None = None
 ) -> Proc:
-    """``python -m bot --config CONFIG run``, as an operator would start it."""
+    """``python -m feedbot --config CONFIG run``, as an operator would start it."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -381,7 +380,7 @@ def start_feedbot(
     log = config.parent / f"{name}.stderr"
     handle = log.open("wb")
     popen = subprocess.Popen(
-        [sys.executable, "-m", "bot", "--config", str(config), "run"],
+        [sys.executable, "-m", "feedbot", "--config", str(config), "run"],
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,

@@ -23,12 +23,12 @@ from babel.messages.pofile import read_po
 import bot
 from bot import filters as chat_filters
 from bot import texts
-from bot.alerts import AlertSettings, AlertWatch
-from bot.context import open_context
 from bot.handlers import filter_error
 from bot.i18n import catalogue_path, format_date, language_for, plural, translator
 from bot.messages import bundle_message, counters_message, statement_message
-from bot.settings import Settings
+from feedbot.alerts import AlertWatch
+from feedbot.app import open_context
+from feedbot.settings import AlertSettings, Settings
 from feeds.model import Statement, StoredCounter
 from feeds.pipeline import Pipeline
 from tests.conftest import FIXTURES

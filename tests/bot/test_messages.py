@@ -9,8 +9,8 @@ from html.parser import HTMLParser
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from bot.logs import RedactingFormatter, redact
 from bot.messages import LIMIT, Block, counters_message, length, pack, statement_message
+from feedbot.logs import RedactingFormatter, redact
 from feeds.model import Statement, StoredCounter
 
 ALLOWED_TAGS = {"b", "i", "a", "code"}

@@ -7,15 +7,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.schedule import deliver_at, next_daily, quiet_until
+from bot.delivery_times import deliver_at, next_daily, quiet_until
+from feeds.clock import LONDON
 from tests.support.harness import Harness, drain, received, subscribe, utcnow, with_new_statement
-
-LONDON = ZoneInfo("Europe/London")
 
 
 def london(*args: int, fold: int = 0) -> dt.datetime:
@@ -128,7 +126,7 @@ async def test_an_edited_statement_is_edited_in_place_once_per_chat(harness: Har
         assert delivery is not None and delivery.status == "sent"
         originals[chat] = delivery.message_ids[0]
     h.source.set_body("/", with_new_statement(7430, "After the edit"))
-    outcome = await asyncio.to_thread(h.ctx.pipeline.poll)
+    outcome = await h.poll()
     assert outcome.changes is not None and [s.id for s in outcome.changes.edited] == [sid]
     await asyncio.sleep(1.1)  # one message a second per private chat, edits included
     await drain(sender)
@@ -150,6 +148,6 @@ async def test_following_edits_can_be_turned_off(harness: Harness) -> None:
     await h.publish(7440, "Left alone")
     await drain(h.sender())
     h.source.set_body("/", with_new_statement(7440, "Changed title"))
-    await asyncio.to_thread(h.ctx.pipeline.poll)
+    await h.poll()
     await drain(h.sender())
     assert tg.calls_of("editMessageText") == []

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from bot.alerts import AlertSettings, AlertWatch
-from bot.context import Context, open_context
-from bot.settings import Settings
+from feedbot.alerts import AlertWatch
+from feedbot.app import Context, open_context
+from feedbot.settings import AlertSettings, Settings
 from feeds.pipeline import Pipeline
 from tests.conftest import FIXTURES
 from tests.support.fake_source import FakeSource

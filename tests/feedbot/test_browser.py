@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from bot.context import Context, open_context
-from bot.settings import Settings
-from bot.web import WebApp
+from feedbot.app import Context, build_web, open_context
+from feedbot.settings import Settings
 from feeds.pipeline import Pipeline
 from tests.conftest import FIXTURES
 from tests.support.fake_source import FakeSource
@@ -44,7 +43,7 @@ class Server:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self.runner = web.AppRunner(WebApp(self.ctx).app(), access_log=None)
+        self.runner = web.AppRunner(build_web(self.ctx)[0].app(), access_log=None)
         self._loop.run_until_complete(self.runner.setup())
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         self._loop.run_until_complete(site.start())

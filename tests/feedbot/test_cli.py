@@ -1,5 +1,5 @@
 """The ``feedbot`` command line as a user runs it: a few end-to-end runs of
-``python -m bot`` in a subprocess, the rest through ``bot.cli.main`` in-process.
+``python -m feedbot`` in a subprocess, the rest through ``feedbot.cli.main`` in-process.
 
 Every run has a (fake) bot token in its environment, and every run checks the
 token appears nowhere in what the command printed."""
@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import feedparser
 import pytest
 
-from bot.cli import build_parser, main
+from feedbot.cli import build_parser, main
+from feeds.clock import LONDON
 from tests.support.fake_source import FakeSource
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +32,6 @@ HOME = FIXTURES / "site" / "index.html"
 CAPTURE = FIXTURES / "seeds" / "statements-page-2020-07-06.txt"
 PROFILE = ROOT / "config" / "sources" / "embassy-uk.toml"
 TOKEN = "123456:ABCDEFabcdef_ghijklmnopqrstuvwxyz"
-LONDON = ZoneInfo("Europe/London")
 
 
 @dataclass(frozen=True)
@@ -73,9 +72,9 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def run_bot(*args: str, env: dict[str, str] | None = None) -> Result:
-    """``python -m bot ARGS`` from the project folder, as a user would type it."""
+    """``python -m feedbot ARGS`` from the project folder, as a user would type it."""
     proc = subprocess.run(
-        [sys.executable, "-m", "bot", *args],
+        [sys.executable, "-m", "feedbot", *args],
         cwd=ROOT,
         env=clean_env(env),
         capture_output=True,
@@ -90,7 +89,7 @@ Cli = Callable[..., Result]
 
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[Cli]:
-    """``bot.cli.main(ARGS)`` in this process, with a clean environment."""
+    """``feedbot.cli.main(ARGS)`` in this process, with a clean environment."""
     for key in list(os.environ):
         if key.startswith(("TELEGRAM_", "FEEDBOT_")) or key in ("DATABASE_URL", "PORT"):
             monkeypatch.delenv(key)

@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from bot.cli import main
-from bot.context import open_context
-from bot.settings import load_settings
+from feedbot.app import open_context
+from feedbot.cli import main
+from feedbot.settings import load_settings
 from tests.conftest import ROOT, ConfigFactory
 from tests.support.fake_source import FakeSource
 from tests.support.processes import clean_env
@@ -73,7 +73,7 @@ def test_json_log_lines(make_config: ConfigFactory, source: FakeSource) -> None:
     path = make_config(source.url + "/")
     source.misbehave("/", "status", status=500)
     result = subprocess.run(
-        [sys.executable, "-m", "bot", "--config", str(path), "poll"],
+        [sys.executable, "-m", "feedbot", "--config", str(path), "poll"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.cli import main
-from bot.context import open_context
-from bot.settings import load_settings
+from feedbot.app import open_context
+from feedbot.cli import main
+from feedbot.settings import load_settings
 from tests.conftest import ConfigFactory
 from tests.support.databases import postgresql_schema
 from tests.support.fake_source import FakeSource

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import feedparser
 import lxml.html
@@ -20,17 +19,16 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.context import Context
-from bot.settings import Settings, load_settings
 from bot.store import BotStore
-from bot.web import WebApp
+from feedbot.app import Context, build_web
+from feedbot.settings import Settings, load_settings
+from feeds.clock import LONDON
 from feeds.fetch import Fetcher
 from feeds.pipeline import Pipeline, PollOutcome
 from feeds.store import Store
 from tests.support.fake_source import FakeSource
 
 FIXTURE_HOME = Path(__file__).resolve().parents[1] / "fixtures" / "site" / "index.html"
-LONDON = ZoneInfo("Europe/London")
 FEEDS = {
     "statements.atom": "application/atom+xml",
     "statements.rss": "application/rss+xml",
@@ -60,7 +58,7 @@ def home_with(date: str, title_html: str, href: str, lead: str) -> str:
 @asynccontextmanager
 async def serve(ctx: Context) -> AsyncIterator[TestClient[Any, Any]]:
     """A fresh WebApp on 127.0.0.1; the client hands back bytes as sent (no auto-gunzip)."""
-    async with TestClient(TestServer(WebApp(ctx).app()), auto_decompress=False) as client:
+    async with TestClient(TestServer(build_web(ctx)[0].app()), auto_decompress=False) as client:
         yield client
 
 
@@ -134,7 +132,7 @@ async def test_feeds_carry_validators_and_answer_conditional_requests(
         assert h["Content-Type"].split(";")[0].strip() == ctype
         assert "charset=utf-8" in h["Content-Type"].lower()
         # What the reader gets is what was published for static servers.
-        assert body == (settings.feeds.feeds.folder / name).read_bytes()
+        assert body == (settings.feeds.publish.folder / name).read_bytes()
         etag, last_modified = h["ETag"], h["Last-Modified"]
         assert etag.startswith('"') and etag.endswith('"') and len(etag) > 2
         modified = email.utils.parsedate_to_datetime(last_modified)
@@ -154,7 +152,7 @@ async def test_feeds_carry_validators_and_answer_conditional_requests(
         assert (status, body) == (304, b""), name
 
         stale = await get_feed(client, name, **{"If-None-Match": '"not-this-one"'})
-        assert stale[0] == 200 and stale[1] == (settings.feeds.feeds.folder / name).read_bytes()
+        assert stale[0] == 200 and stale[1] == (settings.feeds.publish.folder / name).read_bytes()
         # If-None-Match decides when present, even if the date alone would match.
         status, _, _ = await get_feed(
             client, name, **{"If-None-Match": '"stale"', "If-Modified-Since": last_modified}
@@ -220,14 +218,14 @@ async def test_gzip_is_a_separate_representation_of_the_same_bytes(
 
 
 async def test_a_new_statement_changes_the_feed_and_its_etag(
-    client: TestClient[Any, Any], source: FakeSource, pipeline: Pipeline
+    client: TestClient[Any, Any], source: FakeSource, pipeline: Pipeline, ctx: Context
 ) -> None:
     before = {name: await get_feed(client, name) for name in FEEDS if name != "counters.atom"}
     title = "Statement by the Embassy on a new matter of the day"
     source.set_body("/", home_with("07.07.2020", title, "/fnapr/7001", "A new lead."))
     polled(pipeline.poll(), 1)
     # The server looks at a feed file at most this often (one stat per interval).
-    await asyncio.sleep(pipeline.config.http.feed_recheck_seconds)
+    await asyncio.sleep(ctx.settings.http.feed_recheck_seconds)
 
     for name, (_, old_body, old) in before.items():
         status, body, h = await get_feed(client, name, **{"If-None-Match": old["ETag"]})
@@ -327,7 +325,7 @@ async def test_healthz_fails_when_no_poll_succeeded_for_too_long(
     strict = load_settings(
         make_config(source.url + "/", http={"unhealthy_after_seconds": 1}), env={}
     )
-    assert strict.feeds.http.unhealthy_after_seconds == 1
+    assert strict.http.unhealthy_after_seconds == 1
     async with serve(make_context(strict, ctx.store, pipeline)) as client:
         await asyncio.sleep(1.2)
         source.misbehave("/", "status", status=500)

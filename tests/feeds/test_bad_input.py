@@ -20,7 +20,7 @@ import pytest
 from lxml import etree
 from prometheus_client import REGISTRY
 
-from bot.settings import Settings, load_settings
+from feedbot.settings import Settings, load_settings
 from feeds.errors import (
     ParseError,
     SourceError,
@@ -84,7 +84,7 @@ def good_first_poll(pipeline: Pipeline, store: Store, settings: Settings) -> dic
     assert first.changes is not None
     assert len(first.changes.new) == STATEMENTS_ON_INDEX
     assert store.count_statements() == STATEMENTS_ON_INDEX
-    files = feed_files(settings.feeds.feeds.folder)
+    files = feed_files(settings.feeds.publish.folder)
     assert {"statements.atom", "statements.rss", "statements.json", "counters.atom"} <= set(files)
     return files
 
@@ -188,7 +188,7 @@ def test_bad_answer_keeps_store_and_feeds_and_backs_off(
         assert "poll failed" in outcome.summary()
         # Nothing stored, nothing lost, no feed file touched.
         assert store.statements() == before
-        assert feed_files(settings.feeds.feeds.folder) == files
+        assert feed_files(settings.feeds.publish.folder) == files
         # Recorded, counted, logged.
         newest = store.recent_polls(1)[0]
         assert newest.result == "failed"
@@ -315,7 +315,7 @@ def test_statements_missing_from_the_page_are_kept(
             was.published,
         )
     # Still published.
-    feed = feedparser.parse((settings.feeds.feeds.folder / "statements.atom").read_bytes())
+    feed = feedparser.parse((settings.feeds.publish.folder / "statements.atom").read_bytes())
     assert feed.bozo == 0
     assert len(feed.entries) == STATEMENTS_ON_INDEX
     assert {before[sid].title for sid in missing} <= {e.title for e in feed.entries}
@@ -369,7 +369,7 @@ def test_titles_with_markup_and_control_characters_yield_valid_feeds(
     assert any(t == "Tom & Jerry <b>not bold</b> ]]> the end" for t in stored)
     assert not any(re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", t) for t in stored)
 
-    folder = settings.feeds.feeds.folder
+    folder = settings.feeds.publish.folder
     for name in XML_FEEDS:
         data = (folder / name).read_bytes()
         assert not XML_FORBIDDEN.search(data), name

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from bot.settings import load_settings
+from feedbot.settings import load_settings
 from feeds.fetch import Fetcher
 from feeds.pipeline import Pipeline
 from feeds.store import Store
@@ -36,7 +36,7 @@ def test_first_poll_records_the_page_without_announcing_it(
     assert len(outcome.changes.new) == 11
     assert store.count_statements() == 11
     assert [c.days_on(dt.date(2020, 7, 6)) for c in store.counters()] == [855, 847]
-    folder = pipeline.config.feeds.folder
+    folder = pipeline.config.publish.folder
     assert {"statements.atom", "statements.rss", "statements.json", "counters.atom"} <= {
         p.name for p in folder.iterdir()
     }
@@ -48,11 +48,11 @@ def test_unchanged_page_is_a_cheap_conditional_poll(
     pipeline: Pipeline, store: Store, source: FakeSource
 ) -> None:
     pipeline.poll()
-    before = feed_files(pipeline.config.feeds.folder)
+    before = feed_files(pipeline.config.publish.folder)
     outcome = pipeline.poll()
     assert outcome.result == "not_modified"
     assert outcome.feeds_written == []
-    assert feed_files(pipeline.config.feeds.folder) == before
+    assert feed_files(pipeline.config.publish.folder) == before
     home_requests = [r for r in source.requests if r.path == "/"]
     assert "If-None-Match" in home_requests[-1].headers
     assert store.count_statements() == 11
@@ -184,7 +184,7 @@ def test_feeds_are_the_same_bytes_after_a_restart(
 ) -> None:
     pipeline.poll()
     pipeline.poll()
-    folder = pipeline.config.feeds.folder
+    folder = pipeline.config.publish.folder
     before = feed_files(folder)
     mtimes = {p: p.stat().st_mtime_ns for p in folder.rglob("*.atom")}
 

@@ -18,7 +18,7 @@ import feedparser
 import pytest
 from prometheus_client import REGISTRY
 
-from bot.settings import load_settings
+from feedbot.settings import load_settings
 from feeds.fetch import Fetcher
 from feeds.pipeline import Pipeline
 from feeds.store import Store
@@ -119,7 +119,7 @@ def pings(result: str) -> float:
 def test_feeds_name_the_hub(make_pipeline: PipelineFactory, hub: FakeHub) -> None:
     pipeline = make_pipeline(feeds={"websub_hub": hub.url})
     assert pipeline.poll().result == "ok"
-    folder = pipeline.config.feeds.folder
+    folder = pipeline.config.publish.folder
     for name in ("statements.atom", "counters.atom"):
         parsed = feedparser.parse((folder / name).read_bytes())
         assert parsed.bozo == 0, (name, parsed.get("bozo_exception"))
@@ -132,7 +132,7 @@ def test_feeds_name_the_hub(make_pipeline: PipelineFactory, hub: FakeHub) -> Non
 def test_the_rss_feed_names_the_hub(make_pipeline: PipelineFactory, hub: FakeHub) -> None:
     pipeline = make_pipeline(feeds={"websub_hub": hub.url})
     assert pipeline.poll().result == "ok"
-    parsed = feedparser.parse((pipeline.config.feeds.folder / "statements.rss").read_bytes())
+    parsed = feedparser.parse((pipeline.config.publish.folder / "statements.rss").read_bytes())
     assert parsed.bozo == 0, parsed.get("bozo_exception")
     assert parsed.feed.link == f"{PUBLIC}/"  # the channel's page, not the hub
     assert [link.href for link in parsed.feed.links if link.rel == "hub"] == [hub.url]
@@ -177,7 +177,7 @@ def test_publish_on_its_own_pings_what_it_rewrote(
     pipeline.poll()
     assert pipeline.publish() == []
     assert len(hub.pings) == 4  # nothing rewritten, nothing pinged
-    (pipeline.config.feeds.folder / "statements.rss").unlink()
+    (pipeline.config.publish.folder / "statements.rss").unlink()
     assert pipeline.publish() == ["statements.rss"]
     assert hub.topics[4:] == [f"{PUBLIC}/feeds/statements.rss"]
 
@@ -186,7 +186,7 @@ def test_the_hub_can_be_set_from_the_environment(
     make_pipeline: PipelineFactory, hub: FakeHub
 ) -> None:
     pipeline = make_pipeline(env={"FEEDBOT_WEBSUB_HUB": hub.url})
-    assert pipeline.config.feeds.websub_hub == hub.url
+    assert pipeline.config.publish.websub_hub == hub.url
     pipeline.poll()
     assert sorted(hub.topics) == sorted(TOPICS)
 
@@ -203,7 +203,7 @@ def test_a_hub_answering_errors_does_not_fail_the_poll(
     assert {"statements.atom", "statements.rss", "statements.json", "counters.atom"} <= set(
         outcome.feeds_written
     )
-    assert (pipeline.config.feeds.folder / "statements.atom").exists()
+    assert (pipeline.config.publish.folder / "statements.atom").exists()
     assert sorted(hub.topics) == sorted(TOPICS)  # the hub answered: every topic was tried
     assert pings("http_error") - errors_before == 4
     warnings = [r for r in caplog.records if r.name == "feeds.websub"]
@@ -221,7 +221,7 @@ def test_a_hub_refusing_connections_does_not_fail_the_poll(
     unreachable, skipped = pings("unreachable"), pings("skipped")
     outcome = pipeline.poll()
     assert outcome.result == "ok"
-    assert (pipeline.config.feeds.folder / "statements.json").exists()
+    assert (pipeline.config.publish.folder / "statements.json").exists()
     # One refused connection is enough: the other topics are not each tried in turn.
     assert pings("unreachable") - unreachable == 1
     assert pings("skipped") - skipped == 3
@@ -248,9 +248,9 @@ def test_without_a_hub_feeds_carry_no_hub_and_nobody_is_pinged(
     make_pipeline: PipelineFactory, hub: FakeHub
 ) -> None:
     pipeline = make_pipeline()
-    assert pipeline.config.feeds.websub_hub is None
+    assert pipeline.config.publish.websub_hub is None
     assert pipeline.poll().result == "ok"
-    folder = pipeline.config.feeds.folder
+    folder = pipeline.config.publish.folder
     for name in ("statements.atom", "statements.rss", "counters.atom"):
         parsed = feedparser.parse((folder / name).read_bytes())
         assert parsed.bozo == 0

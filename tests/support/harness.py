@@ -16,13 +16,16 @@ from typing import Any
 import pytest
 from telegram import Bot
 
-from bot.context import Context, open_context
 from bot.delivery import Sender
 from bot.handlers import BotDeps
-from bot.service import ROLES, run_service
-from bot.settings import load_settings
 from bot.store import BotStore, OutboxItem
 from bot.telegram import TelegramBot
+from feedbot.app import Context, open_context
+from feedbot.poller import poll_and_queue
+from feedbot.service import ROLES, run_service
+from feedbot.settings import load_settings
+from feeds.clock import utcnow
+from feeds.pipeline import PollOutcome
 from tests.support.fake_source import FakeSource
 from tests.support.fake_telegram import FakeTelegram
 
@@ -42,10 +45,6 @@ def with_new_statement(n: int, title: str, lead: str = "A lead.") -> str:
       <li class="news-item"><span class="news-date">07.07.2020</span> - <a class="news-title" href="/fnapr/{n}">{title}</a>
         <p class="news-lead">{lead}</p></li>"""
     return HOME.replace('<ul class="news-list">', item, 1)
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def received(tg: FakeTelegram, marker: str) -> Counter[int]:
@@ -93,10 +92,16 @@ class Harness:
     def sender(self, **kw: Any) -> Sender:
         return Sender(self.bot, self.ctx.store, self.ctx.bot_store, clock=self.clock, **kw)
 
+    async def poll(self) -> PollOutcome:
+        """One poll as the worker runs it: stored, and queued for the chats."""
+        return await asyncio.to_thread(
+            poll_and_queue, self.ctx.pipeline, self.ctx.bot_store, True, self.clock()
+        )
+
     async def publish(self, n: int, title: str) -> str:
         """Put a statement on the page and poll: it is stored and queued for every subscriber."""
         self.source.set_body("/", with_new_statement(n, title))
-        outcome = await asyncio.to_thread(self.ctx.pipeline.poll)
+        outcome = await self.poll()
         assert outcome.changes is not None
         assert [s.title for s in outcome.changes.new] == [title]
         return outcome.changes.new[0].id

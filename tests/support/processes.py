@@ -38,14 +38,14 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
 
 
 class Feedbot:
-    """``python -m bot --config CFG ROLE`` with its stderr in a file."""
+    """``python -m feedbot --config CFG ROLE`` with its stderr in a file."""
 
     def __init__(self, role: str, config: Path, env: Mapping[str, str], log: Path) -> None:
         self.role = role
         self.log_path = log
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "--config", str(config), role],
+            [sys.executable, "-m", "feedbot", "--config", str(config), role],
             cwd=ROOT,
             env=clean_env(env),
             stdout=subprocess.DEVNULL,

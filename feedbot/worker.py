@@ -21,22 +21,21 @@ from collections.abc import Callable
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telegram.error import InvalidToken
 
-from bot.alerts import AlertWatch
-from bot.context import Context
 from bot.delivery import Sender
-from bot.handlers import BotDeps
-from bot.scheduler import Poller
+from bot.outbox import enqueue_daily_counters
+from bot.store import BotStore
 from bot.telegram import TelegramBot
+from feedbot.alerts import AlertWatch
+from feedbot.poller import Poller
+from feedbot.settings import Settings
+from feeds.clock import utcnow
 from feeds.errors import ConfigError
 from feeds.pipeline import PollOutcome
+from feeds.store import Store
 
 log = logging.getLogger(__name__)
 LEASE = "worker"
 COUNTERS_CHECK_SECONDS = 30.0
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _pid_namespace() -> str:
@@ -78,32 +77,47 @@ def _dead_local_holder(holder: str) -> bool:
 
 
 class Worker:
-    def __init__(self, ctx: Context, clock: Callable[[], dt.datetime] = utcnow) -> None:
-        self.ctx = ctx
+    """Built by the composition root (``feedbot.app.build_worker``) from its parts."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        bot_store: BotStore,
+        scheduler: AsyncIOScheduler,
+        poller: Poller,
+        alerts: AlertWatch,
+        telegram: TelegramBot | None = None,
+        sender: Sender | None = None,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.bot_store = bot_store
+        self.scheduler = scheduler
+        self.poller = poller
+        self.alerts = alerts
+        self.telegram = telegram
+        self.sender = sender
         self.clock = clock
         self.holder = holder_id()
-        self.scheduler = AsyncIOScheduler(timezone="UTC")
-        self.poller = Poller(ctx.pipeline, self.scheduler)
-        self.telegram: TelegramBot | None = None
-        self.sender: Sender | None = None
         self.active = asyncio.Event()
-        self.alerts = AlertWatch(
-            ctx.store, ctx.bot_store, ctx.settings.telegram.admin_chat_ids, ctx.settings.alerts
-        )
+
+    def state(self) -> str:
+        """``active`` while this process holds the lease and works, else ``standby``."""
+        return "active" if self.active.is_set() else "standby"
 
     # -- lease --------------------------------------------------------------
 
     def _try_lease(self) -> bool:
         steal: list[str] = []
-        current = self.ctx.bot_store.lease_holder(LEASE)
+        current = self.bot_store.lease_holder(LEASE)
         if current and _dead_local_holder(current[0]):
             steal.append(current[0])
-        ws = self.ctx.settings.worker
+        ws = self.settings.worker
         if not ws.same_host_takeover:
             steal = []
-        return self.ctx.bot_store.take_lease(
-            LEASE, self.holder, self.clock(), ws.lease_seconds, steal
-        )
+        return self.bot_store.take_lease(LEASE, self.holder, self.clock(), ws.lease_seconds, steal)
 
     async def wait_for_lease(self, stop: asyncio.Event) -> bool:
         announced = False
@@ -111,20 +125,20 @@ class Worker:
             if await asyncio.to_thread(self._try_lease):
                 return True
             if not announced:
-                current = await asyncio.to_thread(self.ctx.bot_store.lease_holder, LEASE)
+                current = await asyncio.to_thread(self.bot_store.lease_holder, LEASE)
                 log.warning(
                     "another feedbot (%s) is polling this database; standing by to take over",
                     current[0] if current else "?",
                 )
                 announced = True
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.ctx.settings.worker.renew_seconds)
+                await asyncio.wait_for(stop.wait(), timeout=self.settings.worker.renew_seconds)
         return False
 
     async def _keep_lease(self, stop: asyncio.Event, lost: asyncio.Event) -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.ctx.settings.worker.renew_seconds)
+                await asyncio.wait_for(stop.wait(), timeout=self.settings.worker.renew_seconds)
             if stop.is_set():
                 return
             try:
@@ -178,23 +192,13 @@ class Worker:
                     await asyncio.wait_for(task, timeout=10)
             if self.telegram is not None:
                 await self.telegram.stop()
-            await asyncio.to_thread(self.ctx.bot_store.release_lease, LEASE, self.holder)
+            await asyncio.to_thread(self.bot_store.release_lease, LEASE, self.holder)
         return not lost.is_set()
 
     async def _start_telegram(self) -> None:
-        tg = self.ctx.settings.telegram
-        if not tg.token:
+        if self.telegram is None:
             log.info("no TELEGRAM_BOT_TOKEN: feeds only, the bot stays off")
             return
-        deps = BotDeps(
-            store=self.ctx.store,
-            bot_store=self.ctx.bot_store,
-            public_url=self.ctx.settings.feeds.feeds.public_url,
-            source_url=self.ctx.settings.feeds.source.url,
-            admin_chat_ids=tg.admin_chat_ids,
-            preview=self.ctx.pipeline.preview,
-        )
-        self.telegram = TelegramBot(tg, deps)
         try:
             await self.telegram.start()
         except InvalidToken:
@@ -202,17 +206,10 @@ class Worker:
             raise ConfigError(
                 "TELEGRAM_BOT_TOKEN (environment): Telegram rejected the bot token"
             ) from None
-        self.sender = Sender(
-            self.telegram.bot,
-            self.ctx.store,
-            self.ctx.bot_store,
-            paid_broadcast=tg.paid_broadcast,
-            limiter=self.telegram.limiter,
-        )
 
     def _subscribe_channels(self) -> None:
-        for chat_id in self.ctx.settings.telegram.channel_ids:
-            self.ctx.bot_store.subscribe(chat_id, "channel", self.clock(), origin="config")
+        for chat_id in self.settings.telegram.channel_ids:
+            self.bot_store.subscribe(chat_id, "channel", self.clock(), origin="config")
 
     async def _after_poll(self, outcome: PollOutcome) -> None:
         alerted = await asyncio.to_thread(self.alerts.after_poll, outcome, self.clock())
@@ -225,20 +222,9 @@ class Worker:
 
     async def enqueue_daily_counters(self) -> int:
         """Queue today's counters for every chat whose time has come (once a day each)."""
-        now = self.clock()
-        queued = await asyncio.to_thread(enqueue_daily_counters, self.ctx, now)
+        queued = await asyncio.to_thread(
+            enqueue_daily_counters, self.store, self.bot_store, self.clock()
+        )
         if queued and self.sender is not None:
             self.sender.wake()
         return queued
-
-
-def enqueue_daily_counters(ctx: Context, now: dt.datetime) -> int:
-    """Today's counters (London date of ``now``) for every chat whose time has passed.
-
-    The outbox's unique (kind, date, chat) makes this idempotent: run it every
-    half minute, after a restart or twice in a DST hour, each chat still gets
-    one message per calendar day; a time missed while down is sent late, once.
-    """
-    if not ctx.store.counters():
-        return 0
-    return ctx.bot_store.enqueue_daily_counters(now)

@@ -16,27 +16,25 @@ import logging
 import os
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-from zoneinfo import ZoneInfo
+from typing import Any, Protocol
 
 import jinja2
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot import metrics as bot_metrics
-from bot.context import Context
+from bot.store import BotStore
+from feedbot.settings import Settings
 from feeds import metrics as feed_metrics
 from feeds import render
+from feeds.clock import LONDON
 from feeds.publish import etag_of
 from feeds.store import Store
 
-if TYPE_CHECKING:
-    from bot.worker import Worker
-
 log = logging.getLogger(__name__)
-LONDON = ZoneInfo("Europe/London")
 VERSION = "0.1.0"
 CONTENT_TYPES = {
     ".atom": "application/atom+xml; charset=utf-8",
@@ -182,35 +180,50 @@ def not_modified(request: web.BaseRequest, etag: str, mtime: float) -> bool:
     return False
 
 
+WebhookHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    """What the web server may ask of the worker in its process (nothing without one)."""
+
+    state: Callable[[], str | None] = lambda: None  # "active" | "standby" | None
+    bot_username: Callable[[], str | None] = lambda: None
+    webhook_route: Callable[[], tuple[str, WebhookHandler] | None] = lambda: None
+
+
 class WebApp:
     def __init__(
-        self, ctx: Context, worker: Worker | None = None, feeds: FeedSource | None = None
+        self,
+        settings: Settings,
+        store: Store,
+        bot_store: BotStore,
+        worker: WorkerView | None = None,
+        feeds: FeedSource | None = None,
     ) -> None:
-        self.ctx = ctx
-        http = ctx.settings.feeds.http
+        self.settings = settings
+        self.store = store
+        self.bot_store = bot_store
+        http = settings.http
         self.files: FeedSource = feeds or FeedFiles(
-            ctx.settings.feeds.feeds.folder, http.feed_recheck_seconds
+            settings.feeds.publish.folder, http.feed_recheck_seconds
         )
-        self.worker = worker
+        self.worker = worker or WorkerView()
         self.pages = {"/": self.index, "/healthz": self.healthz, "/metrics": self.metrics}
         self.started = time.time()
-        self.cache_control = f"public, max-age={min(ctx.settings.feeds.source.poll_seconds, 300)}"
+        self.cache_control = f"public, max-age={min(settings.feeds.source.poll_seconds, 300)}"
         self.templates = jinja2.Environment(
-            loader=jinja2.PackageLoader("bot", "templates"),
+            loader=jinja2.PackageLoader("feedbot", "templates"),
             autoescape=True,
             trim_blocks=True,
             lstrip_blocks=True,
         )
 
-    def _bot_username(self) -> str | None:
-        tg = self.worker.telegram if self.worker else None
-        return tg.username if tg else None
-
     async def telegram_webhook(self, request: web.BaseRequest) -> web.StreamResponse:
-        tg = self.worker.telegram if self.worker else None
-        if tg is None:
+        route = self.worker.webhook_route()
+        if route is None:
             return web.Response(status=503, text="the bot is not running\n")
-        path, receive = tg.webhook_route()
+        path, receive = route
         if request.path != path:
             return web.Response(status=404, text="404: Not Found\n")
         response: web.StreamResponse = await receive(request)
@@ -264,17 +277,17 @@ class WebApp:
         return web.Response(body=f.gzipped if gz else f.body, headers=headers)
 
     def _status(self) -> dict[str, Any]:
-        store = self.ctx.store
-        state = store.source_state(self.ctx.settings.feeds.source.url)
+        store = self.store
+        state = store.source_state(self.settings.feeds.source.url)
         last = store.last_poll()
         now = time.time()
         reference = state.last_success_at.timestamp() if state.last_success_at else self.started
-        limit = self.ctx.settings.feeds.http.unhealthy_after_seconds
+        limit = self.settings.http.unhealthy_after_seconds
         healthy = now - reference <= limit
         doc: dict[str, Any] = {
             "status": "ok" if healthy else "failing",
             "version": VERSION,
-            "source": self.ctx.settings.feeds.source.url,
+            "source": self.settings.feeds.source.url,
             "last_poll": None
             if last is None
             else {
@@ -288,19 +301,17 @@ class WebApp:
             "consecutive_failures": state.consecutive_failures,
             "statements": store.count_statements(),
         }
-        subscribers = self.ctx.bot_store.subscriber_counts()
-        outbox = self.ctx.bot_store.outbox_counts()
+        subscribers = self.bot_store.subscriber_counts()
+        outbox = self.bot_store.outbox_counts()
         doc.update(
             subscribers=subscribers["total"],
             outbox_backlog=outbox.get("pending", 0) + outbox.get("sending", 0),
             deliveries_failed=outbox.get("failed", 0),
             alerts=[
                 {"at": at.isoformat(), "kind": kind, "text": text}
-                for at, kind, text in self.ctx.bot_store.recent_alerts(5)
+                for at, kind, text in self.bot_store.recent_alerts(5)
             ],
-            worker=None
-            if self.worker is None
-            else ("active" if self.worker.active.is_set() else "standby"),
+            worker=self.worker.state(),
         )
         return doc
 
@@ -311,23 +322,23 @@ class WebApp:
     def _refresh_gauges(self) -> None:
         # Gauges that describe the database, read when scraped so that every
         # instance (and a `serve` without a worker) reports the same numbers.
-        outbox = self.ctx.bot_store.outbox_counts()
+        outbox = self.bot_store.outbox_counts()
         bot_metrics.OUTBOX_BACKLOG.set(outbox.get("pending", 0) + outbox.get("sending", 0))
-        bot_metrics.SUBSCRIBERS.set(self.ctx.bot_store.subscriber_counts()["total"])
-        feed_metrics.STATEMENTS_STORED.set(self.ctx.store.count_statements())
+        bot_metrics.SUBSCRIBERS.set(self.bot_store.subscriber_counts()["total"])
+        feed_metrics.STATEMENTS_STORED.set(self.store.count_statements())
 
     async def metrics(self, request: web.BaseRequest) -> web.Response:
         await asyncio.to_thread(self._refresh_gauges)
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     def _index_context(self) -> dict[str, Any]:
-        store = self.ctx.store
+        store = self.store
         today = dt.datetime.now(LONDON).date()
         counters = store.counters()
         return {
-            "title": self.ctx.settings.feeds.feeds.title,
-            "subtitle": self.ctx.settings.feeds.feeds.subtitle,
-            "source_url": self.ctx.settings.feeds.source.url,
+            "title": self.settings.feeds.publish.title,
+            "subtitle": self.settings.feeds.publish.subtitle,
+            "source_url": self.settings.feeds.source.url,
             "statements": store.statements(limit=30),
             "counters": [
                 {"days": c.days_on(today), "subject": c.subject, "note": c.note, "since": c.since}
@@ -335,7 +346,7 @@ class WebApp:
             ],
             "today": today,
             "status": self._status(),
-            "bot_username": self._bot_username(),
+            "bot_username": self.worker.bot_username(),
             "feeds": [
                 ("Atom", "/feeds/statements.atom", "application/atom+xml"),
                 ("RSS", "/feeds/statements.rss", "application/rss+xml"),
@@ -351,11 +362,11 @@ class WebApp:
         return web.Response(text=body, content_type="text/html", charset="utf-8")
 
     async def statement(self, seq: int) -> web.Response:
-        found = await asyncio.to_thread(self.ctx.store.statement_by_seq, seq)
+        found = await asyncio.to_thread(self.store.statement_by_seq, seq)
         if found is None:
             return web.Response(status=404, text="no such statement\n")
-        versions = await asyncio.to_thread(self.ctx.store.versions, found.id)
+        versions = await asyncio.to_thread(self.store.versions, found.id)
         body = self.templates.get_template("statement.html").render(
-            title=self.ctx.settings.feeds.feeds.title, s=found, versions=versions, render=render
+            title=self.settings.feeds.publish.title, s=found, versions=versions, render=render
         )
         return web.Response(text=body, content_type="text/html", charset="utf-8")

@@ -7,12 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.alerts import AlertSettings
+from bot.config import DEFAULT_API_URL, TelegramSettings
 from feeds.config import FeedsConfig, Section, at_least, load_feeds_config, read_toml
 from feeds.errors import ConfigError
 
 DEFAULT_CONFIG = Path("config/feedbot.toml")
-DEFAULT_API_URL = "https://api.telegram.org/bot"
 
 
 def _chat_ids(value: object) -> tuple[int, ...]:
@@ -23,15 +22,17 @@ def _chat_ids(value: object) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class TelegramSettings:
-    token: str | None = field(default=None, repr=False)
-    api_url: str = DEFAULT_API_URL
-    admin_chat_ids: tuple[int, ...] = ()
-    channel_ids: tuple[int, ...] = ()  # channels that receive every statement
-    webhook_url: str | None = None  # public base URL; None: long polling
-    paid_broadcast: bool = False  # allow_paid_broadcast: up to 1000 messages/s, paid in Stars
-    request_timeout: float = 15.0
-    follow_edits: bool = True  # edit sent messages when a statement's title or lead changes
+class HttpSettings:
+    host: str = "0.0.0.0"  # noqa: S104 - a service meant to be reached
+    port: int = 8080
+    unhealthy_after_seconds: int = 3600
+    feed_recheck_seconds: float = 0.5  # how often a served feed file is checked for changes
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    failures: int = 3
+    drop_ratio: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ class LogSettings:
 
 @dataclass(frozen=True)
 class Settings:
-    feeds: FeedsConfig
+    feeds: FeedsConfig  # the source side's own settings
+    http: HttpSettings
     telegram: TelegramSettings
     log: LogSettings
     worker: WorkerSettings = field(default_factory=WorkerSettings)
@@ -136,6 +138,23 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
         renew_seconds=renew,
         same_host_takeover=w.get("same_host_takeover", bool, True),
     )
+    h = Section(doc, "http", env)
+    http = HttpSettings(
+        host=h.get("host", str, HttpSettings.host, env="FEEDBOT_HOST"),
+        port=h.get(
+            "port",
+            int,
+            HttpSettings.port,
+            env="PORT",
+            check=lambda v: None if 0 <= v <= 65535 else "must be a port number (0-65535)",
+        ),
+        unhealthy_after_seconds=h.get(
+            "unhealthy_after_seconds", int, HttpSettings.unhealthy_after_seconds, check=at_least(1)
+        ),
+        feed_recheck_seconds=h.get(
+            "feed_recheck_seconds", float, HttpSettings.feed_recheck_seconds, check=at_least(0)
+        ),
+    )
     a = Section(doc, "alerts", env)
     alerts = AlertSettings(
         failures=a.get("failures", int, 3, check=at_least(1)),
@@ -146,4 +165,6 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
             check=lambda v: None if 0 < v < 1 else "must be between 0 and 1",
         ),
     )
-    return Settings(feeds=feeds, telegram=telegram, log=log, worker=worker, alerts=alerts)
+    return Settings(
+        feeds=feeds, http=http, telegram=telegram, log=log, worker=worker, alerts=alerts
+    )

@@ -4,9 +4,8 @@ quiet hours — all in London time, so DST changes move nothing."""
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
-LONDON = ZoneInfo("Europe/London")
+from feeds.clock import LONDON
 
 
 def parse_hhmm(value: str) -> dt.time:

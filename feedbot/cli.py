@@ -1,4 +1,4 @@
-"""The ``feedbot`` command line (also ``python -m bot``).
+"""The ``feedbot`` command line (also ``python -m feedbot``).
 
 Exit codes: 0 done; 1 the work failed (source down, bad page); 2 bad usage or
 bad configuration — always with one clear line on stderr.
@@ -15,18 +15,18 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from bot.context import Context, open_context
-from bot.logs import configure_logging, redact
-from bot.settings import Settings, config_path, load_settings
+from feedbot.app import Context, open_context
+from feedbot.logs import configure_logging, redact
+from feedbot.poller import poll_and_queue
+from feedbot.settings import Settings, config_path, load_settings
 from feeds import render
+from feeds.clock import london_today, utcnow
 from feeds.errors import ConfigError, FeedbotError, SourceError
 from feeds.model import Page
 from feeds.parse import parse_page
 
 log = logging.getLogger("feedbot")
-LONDON = ZoneInfo("Europe/London")
 
 
 class UsageError(FeedbotError):
@@ -88,7 +88,9 @@ def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_poll(args: argparse.Namespace, ctx: Context) -> int:
-    outcome = ctx.pipeline.poll()
+    outcome = poll_and_queue(
+        ctx.pipeline, ctx.bot_store, ctx.settings.telegram.follow_edits, utcnow()
+    )
     if args.json:
         changes = outcome.changes
         _print_json(
@@ -117,19 +119,15 @@ def cmd_poll(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_feed(args: argparse.Namespace, ctx: Context) -> int:
     # Rendered by the publisher itself, so the bytes are those the HTTP server and
     # static servers hand out (archive links included).
-    documents = ctx.pipeline.builder.current(london_date())
+    documents = ctx.pipeline.builder.current(london_today())
     (body,) = (d.body for d in documents if d.name == f"statements.{args.format}")
     sys.stdout.buffer.write(body)
     sys.stdout.flush()
     return 0
 
 
-def london_date(now: dt.datetime | None = None) -> dt.date:
-    return (now or dt.datetime.now(dt.UTC)).astimezone(LONDON).date()
-
-
 def cmd_counters(args: argparse.Namespace, ctx: Context) -> int:
-    day = args.date or london_date()
+    day = args.date or london_today()
     counters = ctx.store.counters()
     if not counters:
         raise SourceError("no counters stored yet: run `feedbot poll` first")
@@ -153,7 +151,7 @@ def cmd_counters(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_service(args: argparse.Namespace, ctx: Context) -> int:
-    from bot.service import ROLES, serve_forever
+    from feedbot.service import ROLES, serve_forever
 
     return serve_forever(ctx, ROLES[args.command])
 
@@ -258,7 +256,7 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate_db(args: argparse.Namespace, ctx: Context) -> int:
-    from bot.dbcopy import copy_database
+    from feedbot.dbcopy import copy_database
 
     report = copy_database(ctx.store.engine, args.to)
     if args.json:

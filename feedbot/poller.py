@@ -1,4 +1,5 @@
-"""Polling on APScheduler: each poll schedules the next one.
+"""Polling on APScheduler: each poll schedules the next one, and hands what it
+stored to the Telegram outbox (``poll_and_queue``).
 
 The next run is computed from the poll's outcome (interval with jitter, or
 exponential back-off after failures), so APScheduler's interval jitter, which
@@ -13,24 +14,46 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
-from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.outbox import queue_changes
+from bot.store import BotStore
 from feeds.backoff import next_delay
+from feeds.clock import LONDON, utcnow
 from feeds.pipeline import Pipeline, PollOutcome
 
 log = logging.getLogger(__name__)
-LONDON = ZoneInfo("Europe/London")
 POLL_JOB = "poll"
 
 PollListener = Callable[[PollOutcome], Awaitable[None]]
 
 
+def poll_and_queue(
+    pipeline: Pipeline, bot_store: BotStore, follow_edits: bool, now: dt.datetime
+) -> PollOutcome:
+    """One poll cycle as the process runs it: the pipeline stores the page, and in
+    that same transaction every new statement (and edit) is queued for the chats."""
+    return pipeline.poll(
+        now,
+        on_stored=lambda conn, changes: queue_changes(bot_store, changes, now, conn, follow_edits),
+    )
+
+
 class Poller:
-    def __init__(self, pipeline: Pipeline, scheduler: AsyncIOScheduler) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        bot_store: BotStore,
+        follow_edits: bool,
+        scheduler: AsyncIOScheduler,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
         self.pipeline = pipeline
+        self.bot_store = bot_store
+        self.follow_edits = follow_edits
         self.scheduler = scheduler
+        self.clock = clock
         self.listeners: list[PollListener] = []
         self.last: PollOutcome | None = None
 
@@ -51,7 +74,7 @@ class Poller:
         )
 
     def _schedule(self, delay: float) -> None:
-        run_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay)
+        run_at = utcnow() + dt.timedelta(seconds=delay)
         self.scheduler.add_job(
             self.poll_once,
             "date",
@@ -67,7 +90,9 @@ class Poller:
         source = self.pipeline.config.source
         try:
             # requests and the store are blocking: keep them off the event loop.
-            outcome = await asyncio.to_thread(self.pipeline.poll)
+            outcome = await asyncio.to_thread(
+                poll_and_queue, self.pipeline, self.bot_store, self.follow_edits, self.clock()
+            )
         except Exception:
             log.exception("poll crashed; trying again after the usual interval")
             self._schedule(next_delay(1, source.poll_seconds, source.backoff_max_seconds))

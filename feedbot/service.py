@@ -24,9 +24,7 @@ from dataclasses import dataclass
 import uvloop
 from aiohttp import web
 
-from bot.context import Context
-from bot.web import DatabaseFeeds, WebApp
-from bot.worker import Worker
+from feedbot.app import Context, build_web, build_worker
 
 log = logging.getLogger(__name__)
 
@@ -52,20 +50,19 @@ async def run_service(ctx: Context, role: Role, stop: asyncio.Event | None = Non
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
-    worker = Worker(ctx) if role.worker else None
+    worker = build_worker(ctx) if role.worker else None
     runner: web.ServerRunner | None = None
     background: list[asyncio.Task[None]] = []
     webhook = bool(ctx.settings.telegram.token and ctx.settings.telegram.webhook_url)
     if role.http or (worker is not None and webhook):
-        feeds = None
-        if role.feeds_from_database:
-            feeds = DatabaseFeeds(ctx.store)
+        webapp, feeds = build_web(ctx, worker, role.feeds_from_database)
+        if feeds is not None:
             await feeds.refresh()
             background.append(asyncio.create_task(feeds.run(stop)))
-        server = WebApp(ctx, worker, feeds).server()
+        server = webapp.server()
         runner = web.ServerRunner(server, access_log=None, handle_signals=False)
         await runner.setup()
-        http = ctx.settings.feeds.http
+        http = ctx.settings.http
         site = web.TCPSite(runner, http.host, http.port, reuse_address=True)
         await site.start()
         log.info("serving feeds and pages on http://%s:%d/", http.host, http.port)

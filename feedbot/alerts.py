@@ -20,30 +20,22 @@ from __future__ import annotations
 import datetime as dt
 import html
 import statistics
-from dataclasses import dataclass
 
-from bot.i18n import DEFAULT, N_, language_for, translator
+from bot.i18n import DEFAULT, language_for, translator
 from bot.store import BotStore
+from bot.texts import (
+    COUNTER,
+    FEWER,
+    LAYOUT_BACK,
+    LAYOUT_BACK_UNCHANGED,
+    NO_STATEMENTS,
+    SOURCE_BACK,
+    SOURCE_DOWN,
+)
+from feedbot.settings import AlertSettings
 from feeds.errors import ParseError
 from feeds.pipeline import PollOutcome
 from feeds.store import Store
-
-SOURCE_DOWN = N_("⚠️ The source failed {failures} polls in a row: {error}")
-NO_STATEMENTS = N_("⚠️ The profile finds no statements on the page: {error}")
-SOURCE_BACK = N_("✅ The source answers again.")
-FEWER = N_(
-    "⚠️ The profile finds {found} statements on the page, usually {usual}: "
-    "has the layout changed? /preview shows what it reads."
-)
-LAYOUT_BACK_UNCHANGED = N_("✅ The profile reads the page again.")
-LAYOUT_BACK = N_("✅ The profile reads the page again ({found} statements).")
-COUNTER = N_("ℹ️ Counters: {anomaly}.")
-
-
-@dataclass(frozen=True)
-class AlertSettings:
-    failures: int = 3
-    drop_ratio: float = 0.5
 
 
 class AlertWatch:

@@ -1,0 +1,5 @@
+"""``python -m feedbot`` is the ``feedbot`` command."""
+
+from feedbot.cli import main
+
+raise SystemExit(main())
