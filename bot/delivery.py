@@ -3,15 +3,8 @@
 Each item is marked "sending" and committed before its request leaves, and
 marked "sent" (with the message id) when Telegram answers. A crash in between
 leaves it "sending": on restart it is retried once, so at most the message in
-flight at the crash can arrive twice. Telegram's answers become state:
-
-* 429 ``RetryAfter``   → wait (the limiter already retried) and keep it pending
-* 403 ``Forbidden``    → the chat blocked or removed the bot: unsubscribed
-* 400 chat not found   → unsubscribed
-* 400 ``ChatMigrated`` → the subscription and its pending items move to the new id
-* other 400            → failed (the message itself is wrong; visible in /stats)
-* timeout              → outcome unknown: retried once, then failed
-* other network errors → retried with back-off, failed after ``max_attempts``
+flight at the crash can arrive twice. Telegram's answers become state
+(``bot/answers.py`` decides what each one means; the sender applies it).
 
 One chat is served at a time per message (keeps its messages in order), many
 chats at once; a chat that keeps failing only delays its own items.
@@ -28,20 +21,13 @@ from typing import Any
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message
 from telegram.constants import ParseMode
-from telegram.error import (
-    BadRequest,
-    ChatMigrated,
-    Forbidden,
-    NetworkError,
-    RetryAfter,
-    TelegramError,
-    TimedOut,
-)
+from telegram.error import TelegramError
 
 from bot import metrics
+from bot.answers import Action, action_for
 from bot.i18n import DEFAULT, N_, language_for, translator
 from bot.messages import bundle_message, counters_message, statement_message
-from bot.ratelimit import FloodLimiter, retry_seconds
+from bot.ratelimit import FloodLimiter
 from bot.store import BotStore, OutboxItem
 from feeds.clock import utcnow
 from feeds.store import Store
@@ -50,15 +36,6 @@ log = logging.getLogger(__name__)
 ERROR_PAUSE = 5.0  # seconds between tries while the database fails
 BUNDLE_BACKLOG = 5  # this many statements due at once for one chat go out as one message
 READ_BUTTON = N_("Read the statement")
-
-GONE = (
-    "chat not found",
-    "user not found",
-    "bot was kicked",
-    "chat was deleted",
-    "group chat was deactivated",
-    "peer_id_invalid",
-)
 
 
 class Sender:
@@ -328,7 +305,6 @@ class Sender:
     ) -> int | None:
         """Send (or, with ``edit_message_id``, edit) one message. Its id, or None when
         the item was rescheduled or ended."""
-        store = self.bot_store
         now = self.clock()
         extra: dict[str, Any] = {}
         if self.limiter is not None:
@@ -345,82 +321,47 @@ class Sender:
                 if self.paid_broadcast:
                     extra["allow_paid_broadcast"] = True
                 message = await self.bot.send_message(**common, **extra)
-            else:
-                edited = await self.bot.edit_message_text(
-                    message_id=edit_message_id, **common, **extra
-                )
-                return edited.message_id if isinstance(edited, Message) else edit_message_id
-        except BadRequest as exc:
-            text_lower = exc.message.lower()
-            if edit_message_id is not None and "not modified" in text_lower:
-                return edit_message_id  # already says this
-            if edit_message_id is not None and (
-                "not found" in text_lower or "can't be edited" in text_lower
-            ):
-                await asyncio.to_thread(store.finish, item.id, "dropped", f"edit: {exc.message}")
-                return None
-            await self._bad_request(item, exc)
-        except Forbidden as exc:
-            await self._unsubscribe(item, "blocked", exc)
-        except ChatMigrated as exc:
-            log.info("chat %d moved to %d; its subscription follows", item.chat_id, exc.new_chat_id)
-            await asyncio.to_thread(store.move_chat, item.chat_id, exc.new_chat_id, now)
-            metrics.MESSAGES.labels(item.kind, "migrated").inc()
-        except RetryAfter as exc:
-            wait = retry_seconds(exc)
+                return message.message_id
+            edited = await self.bot.edit_message_text(message_id=edit_message_id, **common, **extra)
+            return edited.message_id if isinstance(edited, Message) else edit_message_id
+        except TelegramError as exc:
+            action = action_for(
+                exc,
+                editing=edit_message_id is not None,
+                attempts=item.attempts,
+                unknown_outcomes=item.unknown_outcomes,
+                max_attempts=self.max_attempts,
+            )
+        await self._apply(item, action, now)
+        return edit_message_id if action.verdict == "done" else None
+
+    async def _apply(self, item: OutboxItem, action: Action, now: dt.datetime) -> None:
+        """Make the outbox (and the subscription) say what Telegram's answer meant."""
+        store = self.bot_store
+        if action.verdict == "done":
+            return
+        if action.verdict == "dropped":
+            await asyncio.to_thread(store.finish, item.id, "dropped", action.detail)
+            return
+        if action.verdict == "unsubscribe":
+            log.info("chat %d unsubscribed (%s)", item.chat_id, action.detail)
+            await asyncio.to_thread(store.unsubscribe, item.chat_id, action.detail, now)
+        elif action.verdict == "move":
+            assert action.new_chat_id is not None
+            log.info(
+                "chat %d moved to %d; its subscription follows", item.chat_id, action.new_chat_id
+            )
+            await asyncio.to_thread(store.move_chat, item.chat_id, action.new_chat_id, now)
+        elif action.verdict == "retry":
             await asyncio.to_thread(
                 store.retry_later,
                 item.id,
-                f"flood control: retry after {wait:.0f}s",
-                now + dt.timedelta(seconds=wait),
+                action.detail,
+                now + dt.timedelta(seconds=action.retry_in),
+                action.unknown_outcome,
             )
-            metrics.MESSAGES.labels(item.kind, "rate_limited").inc()
-        except TimedOut as exc:
-            # The request may have arrived: one more try, never more.
-            if item.unknown_outcomes >= 1:
-                await asyncio.to_thread(
-                    store.finish, item.id, "failed", f"outcome unknown twice: {exc.message}"
-                )
-                metrics.MESSAGES.labels(item.kind, "failed").inc()
-            else:
-                await asyncio.to_thread(
-                    store.retry_later,
-                    item.id,
-                    f"timed out: {exc.message}",
-                    now + dt.timedelta(seconds=5),
-                    True,
-                )
-                metrics.MESSAGES.labels(item.kind, "timeout").inc()
-        except (NetworkError, TelegramError) as exc:
-            if item.attempts >= self.max_attempts:
-                await asyncio.to_thread(
-                    store.finish,
-                    item.id,
-                    "failed",
-                    f"gave up after {item.attempts} attempts: {exc.message}",
-                )
-                metrics.MESSAGES.labels(item.kind, "failed").inc()
-            else:
-                delay = min(3600.0, 5.0 * 2 ** (item.attempts - 1))
-                await asyncio.to_thread(
-                    store.retry_later, item.id, exc.message, now + dt.timedelta(seconds=delay)
-                )
-                metrics.MESSAGES.labels(item.kind, "retry").inc()
         else:
-            return message.message_id
-        return None
-
-    async def _bad_request(self, item: OutboxItem, exc: BadRequest) -> None:
-        if any(marker in exc.message.lower() for marker in GONE):
-            await self._unsubscribe(item, "gone", exc)
-            return
-        log.error("Telegram refused a message to %d: %s", item.chat_id, exc.message)
-        await asyncio.to_thread(
-            self.bot_store.finish, item.id, "failed", f"bad request: {exc.message}"
-        )
-        metrics.MESSAGES.labels(item.kind, "failed").inc()
-
-    async def _unsubscribe(self, item: OutboxItem, reason: str, exc: TelegramError) -> None:
-        log.info("chat %d unsubscribed (%s: %s)", item.chat_id, reason, exc.message)
-        await asyncio.to_thread(self.bot_store.unsubscribe, item.chat_id, reason, self.clock())
-        metrics.MESSAGES.labels(item.kind, reason).inc()
+            if action.detail.startswith("bad request"):
+                log.error("Telegram refused a message to %d: %s", item.chat_id, action.detail)
+            await asyncio.to_thread(store.finish, item.id, "failed", action.detail)
+        metrics.MESSAGES.labels(item.kind, action.metric).inc()

@@ -163,12 +163,19 @@ def cmd_backfill(args: argparse.Namespace, ctx: Context) -> int:
 
     with tqdm(desc="archive", unit=" pages", file=sys.stderr, disable=args.json or None) as bar:
 
-        def progress(result: BackfillResult, url: str) -> None:
+        def progress(result: BackfillResult, _url: str) -> None:
             bar.update(1)
             bar.set_postfix(statements=result.seen, new=result.new)
 
         result = backfill(
-            ctx.settings.feeds, ctx.store, ctx.fetcher, args.max_pages, args.since, progress
+            ctx.settings.feeds,
+            ctx.store,
+            ctx.fetcher,
+            args.max_pages,
+            args.since,
+            progress,
+            lists=args.list,
+            restart=args.restart,
         )
     if result.new:
         ctx.pipeline.publish()
@@ -178,6 +185,8 @@ def cmd_backfill(args: argparse.Namespace, ctx: Context) -> int:
         "statements": result.seen,
         "new": result.new,
         "finished": result.finished,
+        "bounded": result.bounded,
+        "lists": result.lists,
         "error": str(result.error) if result.error else None,
     }
     if args.json:
@@ -187,7 +196,11 @@ def cmd_backfill(args: argparse.Namespace, ctx: Context) -> int:
             f"{result.pages} archive pages read"
             + (f" ({result.skipped} already walked)" if result.skipped else "")
             + f"; {result.seen} statements, {result.new} new"
-            + ("" if result.finished else "; interrupted — run again to resume")
+            + (
+                "; stopped at --max-pages — run again to go on"
+                if result.bounded
+                else ("" if result.finished else "; interrupted — run again to resume")
+            )
         )
     if result.error:
         print(f"feedbot: {result.error}", file=sys.stderr)
@@ -232,7 +245,7 @@ def cmd_subscribers(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_check_config(_args: argparse.Namespace, settings: Settings) -> int:
     from feeds.fetch import Fetcher
 
     effective = _plain(settings)
@@ -336,6 +349,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pages", type=int, metavar="N", help="read at most N archive pages")
     p.add_argument(
         "--since", type=_date, metavar="YYYY-MM-DD", help="stop at statements older than this"
+    )
+    p.add_argument(
+        "--list",
+        action="append",
+        metavar="NAME",
+        help="archive list to walk (the profile's [archive.lists], or 'all'); repeatable",
+    )
+    p.add_argument(
+        "--restart", action="store_true", help="forget an interrupted walk and start again"
     )
     p = sub.add_parser("subscribers", help="list and count subscribers")
     p.add_argument("--all", action="store_true", help="include chats that unsubscribed")
