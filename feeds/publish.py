@@ -4,6 +4,18 @@ Each file is written to a temporary name in the same folder and renamed over
 the old one, so a static server never serves half a feed. A file is only
 rewritten when its bytes change, so its modification time is when its content
 last changed: any static server's ``Last-Modified`` tells the truth.
+
+The Atom history follows RFC 5005 (archived feeds). Statements go into archive
+documents in the order feedbot stored them (``seq``), ``per_doc`` to a
+document, so a backfill of older statements only ever adds archive documents
+and a full one never changes its entries. The subscription document
+(``statements.atom``) holds the statements no archive holds: an archive is cut
+only once ``per_doc`` statements would remain after it, so the subscription
+document holds between ``per_doc`` and ``2 * per_doc - 1`` statements (fewer
+only while the store has fewer) and is never empty once anything is stored; a
+reader that ignores archives misses nothing as long as it polls before
+``per_doc`` new statements arrive. ``statements.rss`` and ``statements.json``
+have no archives: they hold the ``per_doc`` newest statements by publication.
 """
 
 from __future__ import annotations
@@ -12,16 +24,22 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from feeds import render
-from feeds.render import ArchiveLinks, FeedContext
-from feeds.store import Store
+from feeds.model import Statement
+from feeds.render import ArchiveLinks, FeedContext, Ranks
+from feeds.store import StatementKey, Store
 
 MANIFEST = ".manifest.json"
+# Part of every archive fingerprint: bump it when what render writes changes, so
+# archive documents written by an older feedbot are written again once.
+RENDER_VERSION = 2
+_ARCHIVE_NAME = re.compile(r"^archive/statements-(\d+)\.atom$")
 
 
 @dataclass(frozen=True)
@@ -35,14 +53,34 @@ def archive_name(page: int) -> str:
     return f"archive/statements-{page}.atom"
 
 
-def _fingerprint(keys: Sequence[tuple[object, ...]], *extra: object) -> str:
-    """Changes whenever anything rendered in an archive page changes."""
-    return hashlib.sha256(repr((keys, extra)).encode()).hexdigest()
+def archive_count(total: int, per_doc: int) -> int:
+    """Full archive documents for ``total`` statements: as many as leave at least
+    ``per_doc`` statements to the subscription document."""
+    return max(0, total // per_doc - 1)
+
+
+def day_ranks(keys: Sequence[StatementKey]) -> dict[int, int]:
+    """seq -> position among the statements of its date in store order (see
+    ``render.Ranks``). ``keys`` are in store order. Undated statements take no
+    place: they are stamped with when they were first seen."""
+    seen: dict[dt.date, int] = {}
+    ranks: dict[int, int] = {}
+    for key in keys:
+        if key.published is not None:
+            ranks[key.seq] = seen.get(key.published, 0)
+            seen[key.published] = ranks[key.seq] + 1
+    return ranks
+
+
+def _fingerprint(keys: Sequence[StatementKey], ranks: Ranks, *extra: object) -> str:
+    """Changes whenever anything rendered in an archive document changes."""
+    placed = [(k.seq, k.published, ranks.get(k.seq), k.version) for k in keys]
+    return hashlib.sha256(repr((RENDER_VERSION, placed, extra)).encode()).hexdigest()
 
 
 class FeedBuilder:
-    """All feed documents for one store state. Archive pages are rendered only when
-    the statements they hold changed (tracked by fingerprint in a manifest)."""
+    """All feed documents for one store state. Archive documents are rendered only
+    when what they hold changed (tracked by fingerprint in a manifest)."""
 
     def __init__(self, store: Store, ctx: FeedContext, per_doc: int, counter_days: int) -> None:
         self.store = store
@@ -50,65 +88,107 @@ class FeedBuilder:
         self.per_doc = per_doc
         self.counter_days = counter_days
 
-    def current(self, today: dt.date) -> list[Document]:
-        newest = self.store.statements(limit=self.per_doc)
-        total = self.store.count_statements()
-        pages = total // self.per_doc
+    def feed_url(self, name: str) -> str:
+        return self.ctx.url(f"/feeds/{name}")
+
+    def documents(
+        self, known: dict[str, str], today: dt.date
+    ) -> tuple[list[Document], dict[str, str]]:
+        """The current documents, the archive documents whose fingerprint is not in
+        ``known``, and every archive document's fingerprint."""
+        keys = self.store.statement_keys_in_store_order()
+        ranks = day_ranks(keys)
+        archives, prints = self.archives(known, keys, ranks)
+        return [*self.current(today, keys, ranks), *archives], prints
+
+    def current(
+        self,
+        today: dt.date,
+        keys: Sequence[StatementKey] | None = None,
+        ranks: Ranks | None = None,
+    ) -> list[Document]:
+        if keys is None:
+            keys = self.store.statement_keys_in_store_order()
+        if ranks is None:
+            ranks = day_ranks(keys)
+        archived = archive_count(len(keys), self.per_doc)
+        tail = self.store.statements_in_store_order(archived * self.per_doc)
         links = ArchiveLinks(
-            prev_archive=self.ctx.url(f"/feeds/{archive_name(pages)}") if pages else None,
-            current=self.ctx.url("/feeds/statements.atom"),
+            prev_archive=self.feed_url(archive_name(archived)) if archived else None
         )
-        updated = render.feed_updated(newest)
-        counters = self.store.counters()
+        atom_items = render.newest_first(tail, ranks)
+        atom_body = render.statements_atom(
+            atom_items, self.ctx, "/feeds/statements.atom", links, ranks
+        )
+        latest = render.newest_first(self.store.statements(limit=self.per_doc), ranks)
+        latest_updated = render.feed_updated(latest, ranks)
         counters_body = render.counters_atom(
-            counters, self.ctx, "/feeds/counters.atom", today, self.counter_days
+            self.store.counters(), self.ctx, "/feeds/counters.atom", today, self.counter_days
         )
         return [
             Document(
                 "statements.atom",
-                render.statements_atom(newest, self.ctx, "/feeds/statements.atom", links),
-                updated,
+                atom_body,
+                render.feed_updated(atom_items, ranks),
             ),
             Document(
                 "statements.rss",
-                render.statements_rss(newest, self.ctx, "/feeds/statements.rss"),
-                updated,
+                render.statements_rss(latest, self.ctx, "/feeds/statements.rss", ranks),
+                latest_updated,
             ),
             Document(
                 "statements.json",
-                render.statements_json(newest, self.ctx, "/feeds/statements.json"),
-                updated,
+                render.statements_json(latest, self.ctx, "/feeds/statements.json", ranks),
+                latest_updated,
             ),
             Document("counters.atom", counters_body, render.day_start(today)),
         ]
 
-    def archives(self, known: dict[str, str]) -> tuple[list[Document], dict[str, str]]:
+    def archive_links(self, page: int, pages: int) -> ArchiveLinks:
+        """RFC 5005: prev/next-archive only between archives, ``current`` to the
+        subscription document."""
+        return ArchiveLinks(
+            prev_archive=self.feed_url(archive_name(page - 1)) if page > 1 else None,
+            next_archive=self.feed_url(archive_name(page + 1)) if page < pages else None,
+            current=self.feed_url("statements.atom"),
+            is_archive=True,
+        )
+
+    def archives(
+        self,
+        known: dict[str, str],
+        keys: Sequence[StatementKey] | None = None,
+        ranks: Ranks | None = None,
+    ) -> tuple[list[Document], dict[str, str]]:
         """Archive documents whose fingerprint is not in ``known``; and all fingerprints.
 
         Fingerprints come from a narrow projection of every statement (one query),
-        so an unchanged archive page costs a hash, not a render or a full read."""
-        keys = self.store.statement_versions_oldest_first()
-        pages = len(keys) // self.per_doc
+        so an unchanged archive document costs a hash, not a render or a full read."""
+        if keys is None:
+            keys = self.store.statement_keys_in_store_order()
+        if ranks is None:
+            ranks = day_ranks(keys)
+        pages = archive_count(len(keys), self.per_doc)
         docs, prints = [], {}
         for page in range(1, pages + 1):
-            links = ArchiveLinks(
-                prev_archive=self.ctx.url(f"/feeds/{archive_name(page - 1)}") if page > 1 else None,
-                next_archive=self.ctx.url(
-                    f"/feeds/{archive_name(page + 1)}" if page < pages else "/feeds/statements.atom"
-                ),
-                current=self.ctx.url("/feeds/statements.atom"),
-                is_archive=True,
-            )
+            links = self.archive_links(page, pages)
             name = archive_name(page)
             start = (page - 1) * self.per_doc
-            prints[name] = _fingerprint(keys[start : start + self.per_doc], links, self.ctx)
+            chunk = keys[start : start + self.per_doc]
+            prints[name] = _fingerprint(chunk, ranks, links, self.ctx)
             if known.get(name) == prints[name]:
                 continue
-            items = self.store.statements_oldest_first(self.per_doc, start)
-            newest_first = list(reversed(items))
-            body = render.statements_atom(newest_first, self.ctx, f"/feeds/{name}", links)
-            docs.append(Document(name, body, render.feed_updated(items)))
+            items = self._archived(start, chunk)
+            ordered = render.newest_first(items, ranks)
+            body = render.statements_atom(ordered, self.ctx, f"/feeds/{name}", links, ranks)
+            docs.append(Document(name, body, render.feed_updated(items, ranks)))
         return docs, prints
+
+    def _archived(self, start: int, chunk: Sequence[StatementKey]) -> list[Statement]:
+        items = self.store.statements_in_store_order(start, len(chunk))
+        # Another writer may have committed a lower seq meanwhile: keep to the chunk.
+        wanted = {k.seq for k in chunk}
+        return [s for s in items if s.seq in wanted]
 
 
 def write_atomically(path: Path, body: bytes) -> None:
@@ -143,10 +223,10 @@ def publish(folder: Path, builder: FeedBuilder, today: dt.date) -> list[str]:
     stored = builder.store.document_etags()
     # A document missing from the database is rendered again even if its file is current.
     known = {k: v for k, v in known.items() if k in stored}
-    archives, prints = builder.archives(known)
+    documents, prints = builder.documents(known, today)
     written: list[str] = []
     to_store: list[tuple[str, bytes, str]] = []
-    for doc in [*builder.current(today), *archives]:
+    for doc in documents:
         path = folder / doc.name
         try:
             same = path.read_bytes() == doc.body
@@ -161,6 +241,22 @@ def publish(folder: Path, builder: FeedBuilder, today: dt.date) -> list[str]:
             written.append(doc.name)
     if to_store:
         builder.store.save_documents(to_store, dt.datetime.now(dt.UTC))
+    written += _remove_stale_archives(folder, builder.store, set(prints), stored)
     if prints != known:
         write_atomically(manifest_path, json.dumps(prints, sort_keys=True, indent=1).encode())
     return written
+
+
+def _remove_stale_archives(
+    folder: Path, store: Store, current: set[str], stored: dict[str, str]
+) -> list[str]:
+    """Archive documents beyond the current history (left by an older feedbot that
+    cut archives differently): removed from the folder and the database."""
+    on_disk = [
+        f"archive/{p.name}" for p in (folder / "archive").glob("statements-*.atom") if p.is_file()
+    ]
+    stale = sorted({n for n in [*on_disk, *stored] if _ARCHIVE_NAME.match(n) and n not in current})
+    for name in stale:
+        (folder / name).unlink(missing_ok=True)
+    store.delete_documents(stale)
+    return stale

@@ -12,7 +12,8 @@ import datetime as dt
 import hashlib
 import html
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,11 +29,12 @@ EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 FH_NS = "http://purl.org/syndication/history/1.0"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 GENERATOR = "feedbot"
+COUNTERS_SUBTITLE = "Each day counter on the source page, one entry a day"
 
 
 @dataclass(frozen=True)
 class FeedContext:
-    public_url: str  # no trailing slash
+    public_url: str  # the address feeds are published under; may carry a path prefix
     source_url: str
     title: str
     subtitle: str = ""
@@ -40,7 +42,8 @@ class FeedContext:
     hub: str | None = None
 
     def url(self, path: str) -> str:
-        return f"{self.public_url}/{path.lstrip('/')}"
+        """``path`` under the public address: ``https://host/prefix/`` + ``feeds/x.atom``."""
+        return f"{self.public_url.rstrip('/')}/{path.lstrip('/')}"
 
 
 @dataclass(frozen=True)
@@ -53,27 +56,66 @@ class ArchiveLinks:
     is_archive: bool = False
 
 
+# Position of a statement among the statements of its day, by store order (seq):
+# 0 for the first one stored. A new statement always comes last, so a rank once
+# given never changes, and it gives same-day statements distinct, stable instants.
+Ranks = Mapping[int, int]
+_NO_RANKS: Ranks = {}
+
+_LONE_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def xml_text(text: str | None) -> str:
+    """Text XML 1.0 (and UTF-8) can carry: controls and lone surrogates removed."""
+    return _LONE_SURROGATES.sub("", strip_controls(text))
+
+
 def day_start(day: dt.date) -> dt.datetime:
     """Midnight in London on ``day``: the instant a dated statement counts as published."""
     return dt.datetime.combine(day, dt.time(0, 0), tzinfo=LONDON)
 
 
-def published_at(s: Statement) -> dt.datetime:
-    return day_start(s.published) if s.published else s.first_seen
+def published_at(s: Statement, rank: int = 0) -> dt.datetime:
+    """London midnight of its date plus ``rank`` seconds (the source gives days, not
+    times; the seconds keep same-day statements apart in the page's order), else
+    when feedbot first saw it."""
+    if s.published is None:
+        return s.first_seen
+    start = day_start(s.published).astimezone(dt.UTC)  # UTC: seconds never cross a DST jump
+    return (start + dt.timedelta(seconds=rank)).astimezone(LONDON)
 
 
-def updated_at(s: Statement) -> dt.datetime:
+def updated_at(s: Statement, rank: int = 0) -> dt.datetime:
     """Real ``updated``: the last edit, else when it was published."""
-    return max(s.edited_at, published_at(s)) if s.edited_at else published_at(s)
+    published = published_at(s, rank)
+    return max(s.edited_at, published) if s.edited_at else published
+
+
+def newest_first(items: Sequence[Statement], ranks: Ranks = _NO_RANKS) -> list[Statement]:
+    """Newest publication first; same-day statements in the page's order (the one
+    stored last, i.e. higher on the page, first)."""
+    return sorted(items, key=lambda s: (published_at(s, ranks.get(s.seq, 0)), s.seq), reverse=True)
+
+
+def paragraphs_html(text: str) -> str:
+    """Plain text as HTML paragraphs: every character stays text, none is markup."""
+    return "".join(f"<p>{html.escape(p)}</p>" for p in xml_text(text).split("\n\n") if p.strip())
 
 
 def content_html(s: Statement) -> str:
-    text = strip_controls(s.content or s.summary)
-    return "".join(f"<p>{html.escape(p)}</p>" for p in text.split("\n\n") if p.strip())
+    return paragraphs_html(s.content or s.summary)
 
 
-def feed_updated(items: Sequence[Statement]) -> dt.datetime:
-    return max((updated_at(s) for s in items), default=EPOCH)
+def title_text(s: Statement) -> str:
+    return xml_text(s.title).strip() or "(untitled statement)"
+
+
+def feed_updated(items: Sequence[Statement], ranks: Ranks = _NO_RANKS) -> dt.datetime:
+    """When a document last changed: the newest first sighting or edit among its
+    entries (so a backfill of old statements moves it too), EPOCH when empty."""
+    return max(
+        (max(s.first_seen, updated_at(s, ranks.get(s.seq, 0))) for s in items), default=EPOCH
+    )
 
 
 class _ArchiveMarker(BaseExtension):  # type: ignore[misc]
@@ -100,13 +142,28 @@ class _RssHub(BaseExtension):  # type: ignore[misc]
         return feed
 
 
-def _generator(ctx: FeedContext, self_url: str, updated: dt.datetime) -> FeedGenerator:
+class _RssItemUpdated(BaseExtension):  # type: ignore[misc]
+    """Adds ``<atom:updated>`` to an RSS item: RSS has no element that says an item
+    was edited, and feedparser (like most readers) reads this one as ``updated``."""
+
+    def __init__(self) -> None:
+        self.value: dt.datetime | None = None
+
+    def extend_rss(self, item: Any) -> Any:
+        if self.value is not None:
+            etree.SubElement(item, f"{{{ATOM_NS}}}updated").text = self.value.isoformat()
+        return item
+
+
+def _generator(
+    ctx: FeedContext, self_url: str, updated: dt.datetime, title: str, subtitle: str
+) -> FeedGenerator:
     fg = FeedGenerator()
-    fg.id(self_url)
-    fg.title(strip_controls(ctx.title))
-    if ctx.subtitle:
-        fg.subtitle(strip_controls(ctx.subtitle))
-    fg.author({"name": strip_controls(ctx.author)})
+    fg.id(xml_text(self_url))
+    fg.title(xml_text(title).strip() or "feedbot")
+    if subtitle:
+        fg.subtitle(xml_text(subtitle))
+    fg.author({"name": xml_text(ctx.author)})
     fg.link(href=self_url, rel="self")
     if ctx.hub:
         fg.link(href=ctx.hub, rel="hub")
@@ -121,24 +178,34 @@ def _generator(ctx: FeedContext, self_url: str, updated: dt.datetime) -> FeedGen
     return fg
 
 
-def _add_statement(fg: FeedGenerator, s: Statement) -> None:
+def _add_statement(fg: FeedGenerator, s: Statement, rank: int) -> None:
     fe = fg.add_entry(order="append")
-    fe.id(s.id)
-    fe.guid(s.id, permalink=bool(s.url) and s.url == s.id)
-    fe.title(strip_controls(s.title).strip() or "(untitled statement)")
+    fe.id(xml_text(s.id))
+    fe.guid(xml_text(s.id), permalink=bool(s.url) and s.url == s.id)
+    fe.title(title_text(s))
     if s.url:
-        fe.link(href=s.url, rel="alternate")
-    fe.published(published_at(s))
-    fe.updated(updated_at(s))
-    fe.summary(strip_controls(s.summary) or strip_controls(s.title))
-    fe.content(content_html(s), type="html")
+        fe.link(href=xml_text(s.url), rel="alternate")
+    fe.published(published_at(s, rank))
+    fe.updated(updated_at(s, rank))
+    lead = xml_text(s.summary).strip() or title_text(s)
+    fe.summary(lead)  # Atom: plain text (type="text")
+    # RSS <description> is HTML to every reader: escaped text in paragraphs, so
+    # "step <sic>." stays text. Set after summary(), which would overwrite it.
+    fe.description(paragraphs_html(lead))
+    fe.content(content_html(s) or paragraphs_html(lead), type="html")
+    fe.register_extension("rss_updated", _RssItemUpdated, atom=False, rss=True)
+    fe.rss_updated.value = updated_at(s, rank)
 
 
 def statements_atom(
-    items: Sequence[Statement], ctx: FeedContext, path: str, links: ArchiveLinks | None = None
+    items: Sequence[Statement],
+    ctx: FeedContext,
+    path: str,
+    links: ArchiveLinks | None = None,
+    ranks: Ranks = _NO_RANKS,
 ) -> bytes:
-    """An Atom document of ``items`` in the order given."""
-    fg = _generator(ctx, ctx.url(path), feed_updated(items))
+    """An Atom document of ``items`` in the order given (``newest_first`` orders them)."""
+    fg = _generator(ctx, ctx.url(path), feed_updated(items, ranks), ctx.title, ctx.subtitle)
     if links:
         if links.prev_archive:
             fg.link(href=links.prev_archive, rel="prev-archive")
@@ -149,15 +216,17 @@ def statements_atom(
         if links.is_archive:
             fg.register_extension("fh", _ArchiveMarker, None, atom=True, rss=False)
     for s in items:
-        _add_statement(fg, s)
+        _add_statement(fg, s, ranks.get(s.seq, 0))
     return bytes(fg.atom_str(pretty=True))
 
 
-def statements_rss(items: Sequence[Statement], ctx: FeedContext, path: str) -> bytes:
-    fg = _generator(ctx, ctx.url(path), feed_updated(items))
-    fg.description(strip_controls(ctx.subtitle or ctx.title))
+def statements_rss(
+    items: Sequence[Statement], ctx: FeedContext, path: str, ranks: Ranks = _NO_RANKS
+) -> bytes:
+    fg = _generator(ctx, ctx.url(path), feed_updated(items, ranks), ctx.title, ctx.subtitle)
+    fg.description(xml_text(ctx.subtitle or ctx.title).strip() or "feedbot")
     for s in items:
-        _add_statement(fg, s)
+        _add_statement(fg, s, ranks.get(s.seq, 0))
     return bytes(fg.rss_str(pretty=True))
 
 
@@ -165,34 +234,42 @@ def _rfc3339(value: dt.datetime) -> str:
     return value.isoformat()
 
 
-def statements_json(items: Sequence[Statement], ctx: FeedContext, path: str) -> bytes:
+def _json_text(text: str) -> str:
+    """JSON escapes controls itself; lone surrogates cannot be encoded as UTF-8."""
+    return _LONE_SURROGATES.sub("", text)
+
+
+def statements_json(
+    items: Sequence[Statement], ctx: FeedContext, path: str, ranks: Ranks = _NO_RANKS
+) -> bytes:
     """JSON Feed 1.1 (https://jsonfeed.org/version/1.1)."""
     doc: dict[str, Any] = {
         "version": "https://jsonfeed.org/version/1.1",
-        "title": ctx.title,
+        "title": _json_text(ctx.title),
         "home_page_url": ctx.url("/"),
         "feed_url": ctx.url(path),
         "language": "en",
-        "authors": [{"name": ctx.author}],
-        "items": [
-            {
-                "id": s.id,
-                **({"url": s.url} if s.url else {}),
-                "title": s.title,
-                "summary": s.summary,
-                "content_html": content_html(s),
-                "content_text": s.content or s.summary,
-                "date_published": _rfc3339(published_at(s)),
-                "date_modified": _rfc3339(updated_at(s)),
-            }
-            for s in items
-        ],
+        "authors": [{"name": _json_text(ctx.author)}],
+        "items": [_json_item(s, ranks.get(s.seq, 0)) for s in items],
     }
     if ctx.subtitle:
-        doc["description"] = ctx.subtitle
+        doc["description"] = _json_text(ctx.subtitle)
     if ctx.hub:
         doc["hubs"] = [{"type": "WebSub", "url": ctx.hub}]
     return json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
+
+
+def _json_item(s: Statement, rank: int) -> dict[str, Any]:
+    return {
+        "id": _json_text(s.id),
+        **({"url": _json_text(s.url)} if s.url else {}),
+        "title": _json_text(s.title),
+        "summary": _json_text(s.summary),
+        "content_html": content_html(s),
+        "content_text": _json_text(s.content or s.summary),
+        "date_published": _rfc3339(published_at(s, rank)),
+        "date_modified": _rfc3339(updated_at(s, rank)),
+    }
 
 
 def counter_line(counter: StoredCounter, day: dt.date) -> str:
@@ -209,15 +286,14 @@ def counters_atom(
     span = [today - dt.timedelta(days=n) for n in range(days)]
     entries = [(day, c) for day in span for c in items if day >= c.since]
     updated = day_start(entries[0][0]) if entries else EPOCH
-    fg = _generator(ctx, ctx.url(path), updated)
-    fg.title(strip_controls(f"{ctx.title}: day counters"))
+    fg = _generator(ctx, ctx.url(path), updated, f"{ctx.title}: day counters", COUNTERS_SUBTITLE)
     for day, c in entries:
         key = hashlib.sha256(c.key.encode()).hexdigest()[:12]
         fe = fg.add_entry(order="append")
         fe.id(f"tag:feedbot.invalid,2020:counter/{key}/{day.isoformat()}")
-        fe.title(strip_controls(f"{counter_line(c, day).split(' - ')[0]} ({day.isoformat()})"))
+        fe.title(xml_text(f"{counter_line(c, day).split(' - ')[0]} ({day.isoformat()})"))
         fe.published(day_start(day))
         fe.updated(day_start(day))
-        fe.content(strip_controls(counter_line(c, day)), type="text")
+        fe.content(xml_text(counter_line(c, day)), type="text")
         fe.link(href=ctx.url("/"), rel="alternate")
     return bytes(fg.atom_str(pretty=True))

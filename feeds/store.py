@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from alembic import command
@@ -123,6 +123,15 @@ def _counter(row: sa.Row[Any]) -> StoredCounter:
         active=bool(m["active"]),
         first_seen=m["first_seen"],
     )
+
+
+class StatementKey(NamedTuple):
+    """A statement's place in the store and a projection that changes whenever how
+    it renders changes (its text columns change only together with these)."""
+
+    seq: int
+    published: dt.date | None
+    version: tuple[object, ...]
 
 
 class Store:
@@ -270,6 +279,34 @@ class Store:
         ).order_by(c_.sort_date, c_.seq)
         with self._conn() as c:
             return [tuple(r) for r in c.execute(query)]
+
+    def statement_keys_in_store_order(self) -> list[StatementKey]:
+        """Every statement in the order feedbot stored it (seq), narrowly: what the
+        feed documents need to place each statement and to notice it changed."""
+        c_ = statements.c
+        query = sa.select(
+            c_.seq,
+            c_.published,
+            c_.id,
+            c_.url,
+            c_.first_seen,
+            c_.edited_at,
+            c_.content_fetched_at,
+            c_.content_attempts,
+            # A featured block fills in content without touching the columns above.
+            sa.func.length(c_.content),
+        ).order_by(c_.seq)
+        with self._conn() as c:
+            return [StatementKey(r[0], r[1], tuple(r[2:])) for r in c.execute(query)]
+
+    def statements_in_store_order(self, offset: int, limit: int | None = None) -> list[Statement]:
+        """A slice of the statements in the order feedbot stored them (seq): the
+        order of the feeds' history, in which a backfill only ever appends."""
+        query = sa.select(statements).order_by(statements.c.seq).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._conn() as c:
+            return [_statement(r) for r in c.execute(query)]
 
     def statement(self, statement_id: str) -> Statement | None:
         with self._conn() as c:
@@ -482,6 +519,12 @@ class Store:
                 c.execute(
                     feed_documents.insert().values(name=name, body=body, etag=etag, changed_at=at)
                 )
+
+    def delete_documents(self, names: Sequence[str]) -> None:
+        """Forget published documents that are no longer part of the feeds."""
+        if names:
+            with self.begin() as c:
+                c.execute(feed_documents.delete().where(feed_documents.c.name.in_(list(names))))
 
     # -- archive walking --------------------------------------------------
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from bot.settings import load_settings
+from feedbot.settings import load_settings
 from feeds import render
 from feeds.fetch import Fetcher
 from feeds.model import Statement, StoredCounter
@@ -34,7 +34,7 @@ def read(path: Path) -> feedparser.FeedParserDict:
 
 def test_atom_and_rss_read_cleanly_with_real_dates(pipeline: Pipeline, source: FakeSource) -> None:
     pipeline.poll()
-    folder = pipeline.config.feeds.folder
+    folder = pipeline.config.publish.folder
     atom = read(folder / "statements.atom")
     rss = read(folder / "statements.rss")
     assert atom.version == "atom10" and rss.version == "rss20"
@@ -49,14 +49,16 @@ def test_atom_and_rss_read_cleanly_with_real_dates(pipeline: Pipeline, source: F
     assert first.published_parsed[:3] == (2020, 6, 23)  # midnight in London is 23:00 UTC
     assert first.updated_parsed[:3] == (2020, 6, 23)
     assert "Kremlin wall" in first.content[0].value  # the full text from the article page
-    assert atom.feed.updated_parsed[:3] == (2020, 6, 23)
+    # A document's own `updated` is when it last changed: here, the poll that stored it.
+    stored = max(s.first_seen for s in pipeline.store.statements())
+    assert dt.datetime.fromisoformat(atom.feed.updated) == stored
     links = {link.rel: link.href for link in atom.feed.links}
     assert links["self"] == "http://feeds.test/feeds/statements.atom"
 
 
 def test_json_feed(pipeline: Pipeline) -> None:
     pipeline.poll()
-    doc = json.loads((pipeline.config.feeds.folder / "statements.json").read_text("utf-8"))
+    doc = json.loads((pipeline.config.publish.folder / "statements.json").read_text("utf-8"))
     assert doc["version"] == "https://jsonfeed.org/version/1.1"
     assert doc["feed_url"] == "http://feeds.test/feeds/statements.json"
     assert len(doc["items"]) == 11
@@ -67,8 +69,8 @@ def test_json_feed(pipeline: Pipeline) -> None:
 
 def test_counters_feed_has_one_entry_a_day_per_counter(pipeline: Pipeline) -> None:
     pipeline.poll()
-    parsed = read(pipeline.config.feeds.folder / "counters.atom")
-    days = pipeline.config.feeds.counter_days
+    parsed = read(pipeline.config.publish.folder / "counters.atom")
+    days = pipeline.config.publish.counter_days
     assert len(parsed.entries) == 2 * days
     assert len({e.id for e in parsed.entries}) == 2 * days
     today = render.LONDON and dt.datetime.now(render.LONDON).date()
@@ -104,12 +106,10 @@ def test_archives_let_a_reader_walk_the_whole_history(
     fetcher = Fetcher(settings.feeds.fetch)
     pipeline = Pipeline(settings.feeds, store, fetcher, sleep=lambda _s: None)
     pipeline.poll()
-    folder = settings.feeds.feeds.folder
-    assert len(read(folder / "statements.atom").entries) == 4
-    assert sorted((folder / "archive").iterdir()) == [
-        folder / "archive" / "statements-1.atom",
-        folder / "archive" / "statements-2.atom",
-    ]
+    folder = settings.feeds.publish.folder
+    # An archive is cut only when 4 statements remain for the subscription document.
+    assert len(read(folder / "statements.atom").entries) == 7
+    assert sorted((folder / "archive").iterdir()) == [folder / "archive" / "statements-1.atom"]
     ids = walk_archives(folder)
     assert set(ids) == {s.id for s in store.statements()}
     assert len(set(ids)) == 11
