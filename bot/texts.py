@@ -142,3 +142,9 @@ FEWER = N_(
 LAYOUT_BACK_UNCHANGED = N_("✅ The profile reads the page again.")
 LAYOUT_BACK = N_("✅ The profile reads the page again ({found} statements).")
 COUNTER = N_("ℹ️ Counters: {anomaly}.")
+FALLBACK = N_(
+    "⚠️ The profile's selectors no longer find the statements; feedbot reads the page by "
+    "its text layout instead ({found} statements). Check with /preview and "
+    "`feedbot parse --explain`, then regenerate the profile with `feedbot profile suggest`."
+)
+FALLBACK_BACK = N_("✅ The profile's selectors read the page again.")

@@ -4,6 +4,8 @@ ends, never one per failed poll.
 Watched after every poll:
 
 * ``source_down`` — the source failed ``failures`` polls in a row;
+* ``fallback``    — the selectors found nothing and the text-layout reader read
+                    the page (the profile no longer fits the site);
 * ``layout``      — the profile found no statement on a page that answered, or
                     far fewer than usual (under ``drop_ratio`` × the median of
                     recent polls): the site's layout probably changed;
@@ -25,6 +27,8 @@ from bot.i18n import DEFAULT, language_for, translator
 from bot.store import BotStore
 from bot.texts import (
     COUNTER,
+    FALLBACK,
+    FALLBACK_BACK,
     FEWER,
     LAYOUT_BACK,
     LAYOUT_BACK_UNCHANGED,
@@ -73,6 +77,10 @@ class AlertWatch:
                 sent += self._start("layout", now, FEWER, found=found, usual=f"{usual:g}")
             else:
                 sent += self._end("layout", now, LAYOUT_BACK, found=found)
+            if outcome.page.reader == "text-layout":
+                sent += self._start("fallback", now, FALLBACK, found=found)
+            elif outcome.page.reader == "selectors":
+                sent += self._end("fallback", now, FALLBACK_BACK)
         if outcome.changes is not None and not outcome.changes.first_fill:
             for anomaly in outcome.changes.counter_anomalies:
                 sent.append(self._send("counter", now, COUNTER, anomaly=html.escape(anomaly)))

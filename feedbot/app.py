@@ -8,9 +8,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.delivery import Sender
@@ -23,10 +25,12 @@ from feedbot.settings import Settings
 from feedbot.web import DatabaseFeeds, WebApp, WorkerView
 from feedbot.worker import Worker
 from feeds.clock import utcnow
-from feeds.fetch import Fetcher
+from feeds.errors import ConfigError, FeedbotError
+from feeds.fetch_factory import AnyFetcher, make_fetcher
 from feeds.pipeline import Pipeline, feed_context
 from feeds.render import FeedContext
 from feeds.store import Store
+from feeds.urls import masked
 
 
 @dataclass
@@ -36,8 +40,10 @@ class Context:
     settings: Settings
     store: Store
     bot_store: BotStore
-    fetcher: Fetcher
+    fetcher: AnyFetcher
     pipeline: Pipeline
+    # Set when the process stops: a fetch in flight (poll or statement page) ends at once.
+    stopping: threading.Event = field(default_factory=threading.Event)
     feed_ctx: FeedContext = field(init=False)
 
     def __post_init__(self) -> None:
@@ -48,14 +54,64 @@ class Context:
         self.store.close()
 
 
-def open_context(settings: Settings, migrate: bool = True) -> Context:
-    store = Store(settings.feeds.database_url)
+class DatabaseUnavailable(FeedbotError):
+    """The database could not be opened or brought up to date (exit code 1: the
+    URL reads fine, the world may change — a server starting, a permission fixed)."""
+
+    kind = "database"
+
+
+def open_stores(database_url: str, migrate: bool = True) -> tuple[Store, BotStore]:
+    """Both stores on one engine, migrated; what goes wrong is one line naming the
+    database URL (password masked) and the cause, never a driver's traceback."""
+    shown = f"DATABASE_URL {masked(database_url)}"
+    try:
+        store = Store(database_url)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as exc:
+        raise ConfigError(f"{shown}: not a database URL ({_first_line(exc)})") from None
+    except ImportError as exc:
+        raise ConfigError(f"{shown}: its database driver is not installed ({exc})") from None
+    except (sa.exc.SQLAlchemyError, OSError) as exc:
+        raise DatabaseUnavailable(_unavailable(shown, database_url, exc)) from None
     bot_store = BotStore(store.engine)
     if migrate:
-        store.migrate()
-        bot_store.migrate()
-    fetcher = Fetcher(settings.feeds.fetch)
-    return Context(settings, store, bot_store, fetcher, Pipeline(settings.feeds, store, fetcher))
+        try:
+            store.migrate()
+            bot_store.migrate()
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            store.close()
+            raise DatabaseUnavailable(_unavailable(shown, database_url, exc)) from None
+    return store, bot_store
+
+
+def _unavailable(shown: str, database_url: str, exc: BaseException) -> str:
+    cause = _cause(exc)
+    hint = ""
+    if database_url.startswith("sqlite") and ("readonly" in cause or "unable to open" in cause):
+        hint = " (the file and its folder must be writable by this user)"
+    return f"{shown}: cannot open the database: {cause}{hint}"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return " ".join(lines[0].split()) if lines else type(exc).__name__
+
+
+def _cause(exc: BaseException) -> str:
+    """The driver's own words (SQLAlchemy wraps them with the SQL and a help link)."""
+    orig = getattr(exc, "orig", None)
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    text = " ".join(str(orig if orig is not None else exc).split())
+    return text or type(exc).__name__
+
+
+def open_context(settings: Settings, migrate: bool = True) -> Context:
+    store, bot_store = open_stores(settings.feeds.database_url, migrate)
+    stopping = threading.Event()
+    fetcher = make_fetcher(settings.feeds, stopping)
+    pipeline = Pipeline(settings.feeds, store, fetcher)
+    return Context(settings, store, bot_store, fetcher, pipeline, stopping)
 
 
 def build_telegram(ctx: Context) -> tuple[TelegramBot, Sender] | None:
@@ -92,6 +148,7 @@ def build_worker(ctx: Context, clock: Callable[[], dt.datetime] = utcnow) -> Wor
     )
     telegram, sender = build_telegram(ctx) or (None, None)
     return Worker(
+        ctx.stopping,
         ctx.settings,
         ctx.store,
         ctx.bot_store,

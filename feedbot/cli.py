@@ -17,47 +17,21 @@ from pathlib import Path
 from typing import Any
 
 from feedbot.app import Context, open_context
-from feedbot.logs import configure_logging, redact
+from feedbot.logs import configure_logging, redact, token_secrets
 from feedbot.poller import poll_and_queue
 from feedbot.settings import Settings, config_path, load_settings
 from feeds import render
 from feeds.clock import london_today, utcnow
 from feeds.errors import ConfigError, FeedbotError, SourceError
-from feeds.model import Page
-from feeds.parse import parse_page
+from feeds.model import page_json
+from feeds.parse import explain_page, parse_page
+from feeds.urls import masked
 
 log = logging.getLogger("feedbot")
 
 
 class UsageError(FeedbotError):
     kind = "usage"
-
-
-def page_json(page: Page) -> dict[str, Any]:
-    """The ``feedbot parse`` document (SPEC: "feedbot parse output")."""
-    return {
-        "as_of": page.as_of.isoformat() if page.as_of else None,
-        "counters": [
-            {
-                "days": c.days,
-                "subject": c.subject,
-                "note": c.note,
-                "since": c.since.isoformat() if c.since else None,
-            }
-            for c in page.counters
-        ],
-        "entries": [
-            {
-                "id": e.id,
-                "title": e.title,
-                "published": e.published.isoformat() if e.published else None,
-                "summary": e.summary,
-                "url": e.url,
-                "featured": e.featured,
-            }
-            for e in page.entries
-        ],
-    }
 
 
 def _print_json(data: Any) -> None:
@@ -83,7 +57,11 @@ def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
         except OSError as exc:
             raise UsageError(f"cannot read {target}: {exc.strerror}") from None
         base, ctype = settings.feeds.source.url, None
-    _print_json(page_json(parse_page(body, base, profile, ctype)))
+    page, notes = explain_page(body, base, profile, ctype)
+    if args.explain:
+        for note in notes:
+            print(f"explain: {note}", file=sys.stderr)
+    _print_json(page_json(page))
     return 0
 
 
@@ -91,6 +69,9 @@ def cmd_poll(args: argparse.Namespace, ctx: Context) -> int:
     outcome = poll_and_queue(
         ctx.pipeline, ctx.bot_store, ctx.settings.telegram.follow_edits, utcnow()
     )
+    # The service leaves statement pages to its full-text job; a one-shot poll (cron)
+    # reads the due ones now, within the per-poll cap.
+    full_texts = ctx.pipeline.fetch_full_texts(ctx.settings.feeds.fetch.articles_per_poll)
     if args.json:
         changes = outcome.changes
         _print_json(
@@ -100,12 +81,12 @@ def cmd_poll(args: argparse.Namespace, ctx: Context) -> int:
                 "new": [s.id for s in changes.new] if changes else [],
                 "edited": [s.id for s in changes.edited] if changes else [],
                 "first_fill": bool(changes and changes.first_fill),
-                "articles_fetched": outcome.articles_fetched,
+                "full_texts_fetched": full_texts,
                 "feeds_written": outcome.feeds_written,
             }
         )
     else:
-        print(outcome.summary())
+        print(outcome.summary() + (f"; {full_texts} full texts fetched" if full_texts else ""))
         if outcome.changes:
             for s in outcome.changes.new:
                 print(f"  new: {s.published or '----------'}  {s.title}")
@@ -248,7 +229,7 @@ def cmd_subscribers(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_check_config(_args: argparse.Namespace, settings: Settings) -> int:
     from feeds.fetch import Fetcher
 
-    effective = _plain(settings)
+    effective = _masked_urls(_plain(settings))
     effective["telegram"]["token"] = "set (hidden)" if settings.telegram.token else None
     effective["feeds"]["database_url"] = mask_password(settings.feeds.database_url)
     print(json.dumps(effective, indent=2, default=str, ensure_ascii=False))
@@ -261,7 +242,7 @@ def cmd_check_config(_args: argparse.Namespace, settings: Settings) -> int:
         response.body, response.url, settings.feeds.source.profile, response.content_type
     )
     print(
-        f"source OK: {response.url} answered in {response.elapsed:.2f}s; profile "
+        f"source OK: {masked(response.url)} answered in {response.elapsed:.2f}s; profile "
         f"{settings.feeds.source.profile.name!r} finds {len(page.entries)} statements and "
         f"{len(page.counters)} counters"
     )
@@ -300,6 +281,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _masked_urls(value: Any) -> Any:
+    """Settings data with the password of every ``user:password@`` URL masked."""
+    if isinstance(value, dict):
+        return {k: _masked_urls(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked_urls(v) for v in value]
+    return masked(value) if isinstance(value, str) else value
+
+
 def mask_password(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -336,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("poll", help="one poll cycle now; prints what changed")
     p = sub.add_parser("parse", help="read one page with the source profile and print it as JSON")
     p.add_argument("target", metavar="PATH_OR_URL")
+    p.add_argument(
+        "--explain", action="store_true", help="say on stderr how the page was read, and why"
+    )
     p = sub.add_parser("feed", help="print the current feed")
     p.add_argument("--format", choices=["atom", "rss", "json"], default="atom")
     p = sub.add_parser("counters", help="print the counters as of a day (default today, London)")
@@ -389,8 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # asked to, and warns on every RetryAfter otherwise.
     os.environ.setdefault("PTB_TIMEDELTA", "true")
     args = build_parser().parse_args(argv)
-    token = os.environ.get("TELEGRAM_BOT_TOKEN", "")
-    secrets = (token,) if token else ()
+    secrets = token_secrets(os.environ)
     try:
         settings = load_settings(config_path(args.config, os.environ))
         # Unless a level is set, a one-shot command only logs errors: it reports its
@@ -409,10 +401,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             ctx.close()
     except (ConfigError, UsageError) as exc:
-        print(redact(f"feedbot: {exc}", secrets), file=sys.stderr)
-        return 2
+        return _fail(str(exc), 2, secrets)
     except FeedbotError as exc:
-        print(redact(f"feedbot: {exc}", secrets), file=sys.stderr)
-        return 1
+        return _fail(str(exc), 1, secrets)
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # a file or folder the work needs: feeds folder, data/
+        log.debug("stopped by an OS error", exc_info=True)
+        where = f": {exc.filename}" if exc.filename else ""
+        return _fail(f"{exc.strerror or exc}{where}", 1, secrets)
+    except Exception as exc:
+        # A bug, not a user's mistake: still one line; the traceback is a log level away.
+        log.debug("internal error", exc_info=True)
+        return _fail(
+            f"internal error: {type(exc).__name__}: {exc} "
+            "(FEEDBOT_LOG_LEVEL=DEBUG shows the traceback)",
+            1,
+            secrets,
+        )
+
+
+def _fail(message: str, code: int, secrets: tuple[str, ...]) -> int:
+    """The one line on stderr every failed command ends with (SPEC: exit codes)."""
+    # Redacted before it is shortened, so no part of a secret survives a cut.
+    line = " ".join(redact(f"feedbot: {message}", secrets).split())
+    if len(line) > 500:
+        line = line[:497] + "..."
+    print(line, file=sys.stderr)
+    return code

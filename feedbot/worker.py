@@ -15,11 +15,12 @@ import datetime as dt
 import logging
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from telegram.error import InvalidToken
+from telegram.error import InvalidToken, TelegramError
 
 from bot.delivery import Sender
 from bot.outbox import enqueue_daily_counters
@@ -36,6 +37,9 @@ from feeds.store import Store
 log = logging.getLogger(__name__)
 LEASE = "worker"
 COUNTERS_CHECK_SECONDS = 30.0
+BOT_RETRY_SECONDS = 2.0  # first wait after Telegram could not be reached at start; doubles
+BOT_RETRY_MAX_SECONDS = 300.0
+FULL_TEXT_IDLE_SECONDS = 30.0  # the full-text job looks again at least this often
 
 
 def _pid_namespace() -> str:
@@ -81,6 +85,7 @@ class Worker:
 
     def __init__(
         self,
+        stopping: threading.Event,
         settings: Settings,
         store: Store,
         bot_store: BotStore,
@@ -102,6 +107,16 @@ class Worker:
         self.clock = clock
         self.holder = holder_id()
         self.active = asyncio.Event()
+        self.bot_connected = asyncio.Event()
+        # Set with ``stop``: ends a request in flight (poll or statement page) at once.
+        self.stopping = stopping
+        self._full_text_wake = asyncio.Event()
+
+    def bot_state(self) -> str | None:
+        """``connected``, ``connecting`` (Telegram not reached yet), or None without a bot."""
+        if self.telegram is None:
+            return None
+        return "connected" if self.bot_connected.is_set() else "connecting"
 
     def state(self) -> str:
         """``active`` while this process holds the lease and works, else ``standby``."""
@@ -163,7 +178,6 @@ class Worker:
         tasks = [asyncio.create_task(self._keep_lease(stop, lost))]
         self.active.set()
         try:
-            await self._start_telegram()
             await asyncio.to_thread(self._subscribe_channels)
             self.poller.listeners.append(self._after_poll)
             self.poller.start()
@@ -171,34 +185,102 @@ class Worker:
                 self.enqueue_daily_counters,
                 "interval",
                 seconds=COUNTERS_CHECK_SECONDS,
-                next_run_time=dt.datetime.now(dt.UTC),
+                next_run_time=utcnow(),
                 id="counters",
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=None,
             )
             self.scheduler.start()
-            if self.sender is not None:
-                tasks.append(asyncio.create_task(self.sender.run(stop)))
+            tasks.append(asyncio.create_task(self._full_texts(stop)))
+            if self.telegram is not None:
+                # Polling and the feeds go on while Telegram is out of reach.
+                tasks.append(asyncio.create_task(self._run_bot(stop)))
+            else:
+                log.info("no TELEGRAM_BOT_TOKEN: feeds only, the bot stays off")
             await stop.wait()
         finally:
-            # However the work ended (stop, a lost lease, an error), the lease keeper and
-            # the sender end with it: a failed start must not wait on them, then time out.
+            # However the work ended (stop, a lost lease, an error), the lease keeper, the
+            # sender and the full-text job end with it, a request in flight at once.
             stop.set()
+            self.stopping.set()
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=False)
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, timeout=10)
-            if self.telegram is not None:
+            if self.telegram is not None and self.bot_connected.is_set():
                 await self.telegram.stop()
             await asyncio.to_thread(self.bot_store.release_lease, LEASE, self.holder)
         return not lost.is_set()
 
-    async def _start_telegram(self) -> None:
-        if self.telegram is None:
-            log.info("no TELEGRAM_BOT_TOKEN: feeds only, the bot stays off")
+    async def _run_bot(self, stop: asyncio.Event) -> None:
+        """Reach Telegram, retrying with back-off, then send until ``stop``. A rejected
+        token stops the process (a configuration error); anything else is retried."""
+        assert self.telegram is not None
+        delay = BOT_RETRY_SECONDS
+        while not stop.is_set():
+            try:
+                await self._start_telegram()
+                break
+            except ConfigError:
+                stop.set()
+                raise
+            except (TelegramError, OSError) as exc:
+                log.warning("Telegram not reachable (%s); trying again in %.0fs", exc, delay)
+                with contextlib.suppress(Exception):
+                    await self.telegram.stop()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                delay = min(delay * 2, BOT_RETRY_MAX_SECONDS)
+        if stop.is_set():
             return
+        self.bot_connected.set()
+        if self.sender is not None:
+            await self.sender.run(stop)
+
+    async def _full_texts(self, stop: asyncio.Event) -> None:
+        """The full-text job: statement pages one at a time, off the poll's path. It
+        sleeps while nothing is due, and a poll with new statements wakes it."""
+        pipeline = self.poller.pipeline
+        while not stop.is_set():
+            try:
+                result = await asyncio.to_thread(pipeline.fetch_full_text, self.stopping)
+                if result is not None and result.result == "ok":
+                    await asyncio.to_thread(pipeline.publish)
+            except Exception:
+                log.exception("the full-text job failed; trying again in a minute")
+                result = None
+                await self._sleep_full_texts(stop, 60.0)
+                continue
+            if result is None:
+                await self._sleep_full_texts(stop, await self._next_full_text_in())
+            # A cancelled request (the poll took the host) is tried again at once:
+            # the host gate holds it until the poll is done.
+
+    async def _next_full_text_in(self) -> float:
+        pipeline = self.poller.pipeline
+        at = await asyncio.to_thread(
+            pipeline.store.next_full_text_at, pipeline.config.fetch.article_attempts
+        )
+        if at is None:
+            return FULL_TEXT_IDLE_SECONDS
+        return min(FULL_TEXT_IDLE_SECONDS, max(0.5, (at - self.clock()).total_seconds()))
+
+    async def _sleep_full_texts(self, stop: asyncio.Event, seconds: float) -> None:
+        self._full_text_wake.clear()
+        waits = [
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(self._full_text_wake.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    async def _start_telegram(self) -> None:
+        assert self.telegram is not None
         try:
             await self.telegram.start()
         except InvalidToken:
@@ -212,12 +294,16 @@ class Worker:
             self.bot_store.subscribe(chat_id, "channel", self.clock(), origin="config")
 
     async def _after_poll(self, outcome: PollOutcome) -> None:
+        news = bool(outcome.changes and (outcome.changes.new or outcome.changes.edited))
+        if news:
+            # The outbox was filled in the poll's own transaction: send before anything else.
+            if self.sender is not None:
+                self.sender.wake()
+            self._full_text_wake.set()
         alerted = await asyncio.to_thread(self.alerts.after_poll, outcome, self.clock())
         for text in alerted:
             log.warning("operator alert: %s", text)
-        if self.sender is not None and (
-            alerted or (outcome.changes and (outcome.changes.new or outcome.changes.edited))
-        ):
+        if alerted and self.sender is not None:
             self.sender.wake()
 
     async def enqueue_daily_counters(self) -> int:

@@ -4,8 +4,10 @@ and the environment (which wins). A bad value raises ConfigError naming the key.
 
 from __future__ import annotations
 
+import difflib
+import math
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -25,7 +27,7 @@ class FetchSettings:
     user_agent: str = "feedbot/0.1 (+statement feeds; polite polling)"
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
-    deadline: float = 60.0  # whole response, however slowly it drips
+    deadline: float = 60.0  # the whole fetch: connect, headers, body, redirects, retries, waits
     max_bytes: int = 5_000_000  # after decompression
     retries: int = 2
     max_retry_after: float = 120.0  # longer waits are left to the poll back-off
@@ -68,13 +70,99 @@ class FeedsConfig:
     path: Path
 
 
+class SettingsDoc(Mapping[str, Any]):
+    """The parsed settings file, remembering which sections and keys the loaders
+    asked for: whatever none of them asked for (``poll_second``) is refused by
+    ``refuse_unknown`` instead of being silently ignored. The known keys are thus
+    the ones the code reads, never a list kept by hand."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self._data = data
+        self._asked: dict[str, set[str] | None] = {}  # None: the whole section was read
+
+    def __getitem__(self, name: str) -> Any:
+        self._asked[name] = None  # read directly: every key in it is the reader's
+        return self._data[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def table(self, name: str) -> Mapping[str, Any]:
+        """One section for a Section: the keys it asks for are recorded as known."""
+        table = self._data.get(name, {})
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"[{name}]: must be a table")
+        asked = self._asked.setdefault(name, set())
+        return _AskedTable(table, asked) if asked is not None else table
+
+    def ask(self, name: str, key: str) -> None:
+        asked = self._asked.setdefault(name, set())
+        if asked is not None:
+            asked.add(key)
+
+    def refuse_unknown(self) -> None:
+        """ConfigError naming the first key or section no loader asked for."""
+        for name, value in self._data.items():
+            if name not in self._asked:
+                kind = "section" if isinstance(value, Mapping) else "key"
+                shown = f"[{name}]" if kind == "section" else name
+                hint = _suggest(name, [n for n in self._asked if n not in self._data])
+                raise ConfigError(
+                    f"{shown}: unknown {kind}" + (f" (did you mean [{hint}]?)" if hint else "")
+                )
+            asked = self._asked[name]
+            if asked is None or not isinstance(value, Mapping):
+                continue
+            for key in value:
+                if key not in asked:
+                    hint = _suggest(key, [k for k in asked if k not in value])
+                    raise ConfigError(
+                        f"{name}.{key}: unknown key" + (f" (did you mean {hint}?)" if hint else "")
+                    )
+
+
+class _AskedTable(Mapping[str, Any]):
+    """A section's table that records every key looked up in it."""
+
+    def __init__(self, table: Mapping[str, Any], asked: set[str]) -> None:
+        self._table = table
+        self._asked = asked
+
+    def __getitem__(self, key: str) -> Any:
+        self._asked.add(key)
+        return self._table[key]
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self._asked.add(key)
+        return key in self._table
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+
+def _suggest(word: str, candidates: list[str]) -> str | None:
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 class Section:
     """Reads one TOML table, with environment overrides and checks per key."""
 
     def __init__(self, doc: Mapping[str, Any], name: str, env: Mapping[str, str]) -> None:
-        table = doc.get(name, {})
-        if not isinstance(table, Mapping):
-            raise ConfigError(f"[{name}]: must be a table")
+        self.doc = doc if isinstance(doc, SettingsDoc) else None
+        if self.doc is not None:
+            table = self.doc.table(name)
+        else:
+            table = doc.get(name, {})
+            if not isinstance(table, Mapping):
+                raise ConfigError(f"[{name}]: must be a table")
         self.table = table
         self.name = name
         self.env = env
@@ -87,16 +175,38 @@ class Section:
         env: str | None = None,
         check: Callable[[T], str | None] | None = None,
     ) -> T:
+        if self.doc is not None:
+            self.doc.ask(self.name, key)  # known even when the environment overrides it
         where = f"{env} (environment)" if env and self.env.get(env) else f"{self.name}.{key}"
         raw: Any = self.env[env] if env and self.env.get(env) else self.table.get(key, default)
         try:
             value = _convert(raw, kind)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: {raw!r} is not a valid {_kind_name(kind)}") from None
-        problem = check(value) if check else None
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(f"{where}: {_shown(raw)} is not a valid {_kind_name(kind)}") from None
+        problem = _out_of_range(value) if kind in (int, float) else None
+        problem = problem or (check(value) if check else None)
         if problem:
             raise ConfigError(f"{where}: {problem}")
         return value
+
+
+# Beyond this no count, size or number of seconds makes sense, and larger ones
+# overflow timers, SQL integers and sleeps far from where they were set.
+LARGEST_NUMBER = 2**31 - 1
+
+
+def _out_of_range(value: Any) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value} is not a number that can be used here"
+    if abs(value) > LARGEST_NUMBER:
+        return f"{_shown(value)} is out of range (at most {LARGEST_NUMBER:,})"
+    return None
+
+
+def _shown(raw: Any) -> str:
+    """A value as it goes into a one-line message (repr: newlines escaped). Never
+    shortened here: the process redacts secrets from the whole line, then shortens."""
+    return repr(raw)
 
 
 def _kind_name(kind: Callable[[Any], Any]) -> str:
@@ -153,6 +263,14 @@ def read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder, not a file") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
@@ -174,9 +292,7 @@ def load_feeds_config(doc: Mapping[str, Any], path: Path, env: Mapping[str, str]
         ),
         backoff_max_seconds=src.get("backoff_max_seconds", int, 3600, check=at_least(1)),
         fetch=src.get("fetch", str, "http", env="FEEDBOT_SOURCE_FETCH", check=fetch_mode),
-        browser_path=src.get(
-            "browser_path", str, DEFAULT_BROWSER_PATH, env="FEEDBOT_BROWSER_PATH"
-        ),
+        browser_path=src.get("browser_path", str, DEFAULT_BROWSER_PATH, env="FEEDBOT_BROWSER_PATH"),
     )
     if source.fetch == "browser" and not Path(source.browser_path).is_file():
         raise ConfigError(

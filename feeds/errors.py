@@ -5,7 +5,8 @@ FeedbotError
 └── SourceError          a poll failed; the store and feeds stay as they were (exit code 1)
     ├── FetchError       the source could not be read
     │   ├── SourceUnreachable   DNS, connect, reset, TLS
-    │   ├── SourceTimeout       connect/read timeout or total deadline passed
+    │   ├── SourceTimeout       connect/read timeout or the fetch's deadline passed
+    │   ├── FetchCancelled      the process is stopping: a running fetch was ended
     │   ├── SourceHTTPError     4xx/5xx answer (``status``, ``retry_after``)
     │   ├── SourceTooLarge      body (after decompression) over the size limit
     │   ├── SourceNotHTML       a content type that is neither HTML nor text
@@ -43,6 +44,12 @@ class SourceUnreachable(FetchError):
 
 class SourceTimeout(FetchError):
     kind = "timeout"
+
+
+class FetchCancelled(FetchError):
+    """A stop signal ended the fetch; nothing is wrong with the source."""
+
+    kind = "cancelled"
 
 
 class SourceHTTPError(FetchError):

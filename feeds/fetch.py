@@ -3,37 +3,50 @@
 requests alone has no default timeout, no total deadline, no size limit and
 trusts ``Retry-After`` blindly, so this module adds each of them:
 
-* connect/read timeouts on every request and a total deadline per response,
-  checked while streaming (a server dripping bytes cannot hold a poll forever);
+* one deadline for the whole fetch (connect, headers, body, redirects, retries
+  and the waits between them): requests' timeouts hold per socket read, so a
+  server sending a byte at a time never trips them; a watchdog shuts the socket
+  down when the deadline passes, or at once when the ``cancel`` event is set;
 * a size cap that holds after decompression (urllib3 >= 2.6 inflates streamed
   gzip in bounded steps, so a gzip bomb is refused after ``max_bytes``);
 * retries with exponential back-off for connection errors, 429 and 5xx, that
-  honour ``Retry-After`` in seconds or as an HTTP date, up to a cap;
+  honour ``Retry-After`` in seconds or as an HTTP date, up to a cap and never
+  past the deadline;
 * conditional GET (``If-None-Match`` / ``If-Modified-Since``);
-* redirects followed by hand so every hop is checked (loops, private addresses).
+* redirects followed by hand so every hop is checked (loops, hosts, addresses):
+  the source's own host:port is trusted wherever it lives, any other host must
+  resolve to public addresses.
 
 Every failure leaves as one of the named errors in ``feeds.errors``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email.utils
 import ipaddress
 import logging
 import random
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import requests.adapters
+import urllib3.connection
+import urllib3.connectionpool
 import urllib3.exceptions
+import urllib3.poolmanager
 
 from feeds.config import FetchSettings
 from feeds.errors import (
     AddressNotAllowed,
+    FetchCancelled,
     FetchError,
     SourceHTTPError,
     SourceNotHTML,
@@ -48,6 +61,8 @@ log = logging.getLogger(__name__)
 CHUNK = 64 * 1024
 ACCEPTED_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "application/xml", "text/xml")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+CANCEL_CHECK = 0.1  # seconds between the watchdog's looks at the cancel event
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
@@ -58,7 +73,7 @@ class Response:
     content_type: str | None
     etag: str | None
     last_modified: str | None
-    elapsed: float
+    elapsed: float  # the whole fetch, retries included
 
     @property
     def not_modified(self) -> bool:
@@ -96,25 +111,198 @@ def _is_public(address: str) -> bool:
     )
 
 
+def origin(url: str) -> tuple[str, int] | None:
+    """(host, port) of an http(s) URL, the port filled in from the scheme; else None."""
+    parts = urlsplit(url)
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    try:
+        port = parts.port or DEFAULT_PORTS[parts.scheme]
+    except ValueError:  # a port that is not a number, or out of range
+        return None
+    return parts.hostname.lower(), port
+
+
+# --- the watchdog ----------------------------------------------------------------------
+
+
+class _Guard:
+    """One fetch's deadline and stop event, and the connection it is using now."""
+
+    def __init__(self, seconds: float, cancel: threading.Event | None) -> None:
+        self.seconds = seconds
+        self.ends = time.monotonic() + seconds
+        self.cancel = cancel
+        self.reason: str | None = None  # "deadline" or "cancelled" once it has fired
+        self.conn: urllib3.connection.HTTPConnection | None = None
+        self.over = False  # the fetch has ended: its connection is not ours to shut
+
+    def remaining(self) -> float:
+        return self.ends - time.monotonic()
+
+
+class _Watchdog:
+    """Ends fetches at their deadline, or when their stop event is set, by shutting
+    the socket each is reading: a blocked read then returns at once, however slowly
+    the server sends. The fetch's own thread turns that into SourceTimeout or
+    FetchCancelled. One thread per Fetcher, asleep while no fetch runs.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._guards: set[_Guard] = set()
+        self._thread: threading.Thread | None = None  # the one watching; None once closed
+
+    def begin(self, seconds: float, cancel: threading.Event | None) -> _Guard:
+        guard = _Guard(seconds, cancel)
+        with self._cond:
+            self._guards.add(guard)
+            if self._thread is None:  # first fetch, or the first after close()
+                self._thread = threading.Thread(
+                    target=self._run, name="fetch-watchdog", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        return guard
+
+    def end(self, guard: _Guard) -> None:
+        with self._cond:
+            guard.over = True
+            guard.conn = None
+            self._guards.discard(guard)
+
+    def watch(self, guard: _Guard, conn: urllib3.connection.HTTPConnection) -> None:
+        """The connection the fetch uses now (a new one per hop or attempt)."""
+        with self._cond:
+            guard.conn = conn
+            if guard.reason is not None:
+                _shut(conn)
+
+    def close(self) -> None:
+        with self._cond:
+            thread, self._thread = self._thread, None
+            self._cond.notify()
+        if thread is not None:
+            thread.join()
+
+    def _run(self) -> None:
+        me = threading.current_thread()
+        with self._cond:
+            while self._thread is me:
+                now = time.monotonic()
+                wait: float | None = None  # no fetch running: sleep until one begins
+                for guard in list(self._guards):
+                    if guard.cancel is not None and guard.cancel.is_set():
+                        self._fire(guard, "cancelled")
+                    elif now >= guard.ends:
+                        self._fire(guard, "deadline")
+                    else:
+                        left = guard.ends - now
+                        if guard.cancel is not None:  # an Event cannot wake us: look often
+                            left = min(left, CANCEL_CHECK)
+                        wait = left if wait is None else min(wait, left)
+                self._cond.wait(wait)
+
+    def _fire(self, guard: _Guard, reason: str) -> None:
+        guard.reason = reason
+        self._guards.discard(guard)
+        if guard.conn is not None and not guard.over:
+            _shut(guard.conn)
+
+
+def _shut(conn: urllib3.connection.HTTPConnection) -> None:
+    sock = conn.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            # The plain socket's shutdown, also for TLS: it only wakes the reader,
+            # and leaves the TLS object to the thread that is using it.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+# The fetch running on this thread, for the connections it opens and reuses.
+_current = threading.local()
+
+
+def _watched(conn: urllib3.connection.HTTPConnection) -> None:
+    running: tuple[_Watchdog, _Guard] | None = getattr(_current, "fetch", None)
+    if running is not None:
+        running[0].watch(running[1], conn)
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    """Shows itself to the running fetch's watchdog when it connects or sends."""
+
+    def connect(self) -> None:
+        _watched(self)
+        super().connect()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watched(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(_WatchedHTTPConnection, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, with connections the watchdog can end (proxied ones too)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if type(manager) is urllib3.poolmanager.ProxyManager:  # SOCKS pools are left as is
+            manager.pool_classes_by_scheme = _WATCHED_POOLS
+        return manager
+
+
+# --- the fetcher -----------------------------------------------------------------------
+
+
 class Fetcher:
-    """One requests Session for the life of the process (connection reuse, one User-Agent)."""
+    """One requests Session for the life of the process (connection reuse, one User-Agent).
+
+    ``cancel`` is the process's stop event: once set, a running fetch ends within
+    about a tenth of a second and every later one fails at once, with FetchCancelled.
+    ``sleep`` replaces the wait between retries (tests record it instead of waiting).
+    """
 
     def __init__(
         self,
         settings: FetchSettings,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         resolve: Callable[[str], Iterable[str]] | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.settings = settings
+        self.cancel = cancel
         self.session = requests.Session()
         self.session.headers["User-Agent"] = settings.user_agent
         self.session.headers["Accept"] = "text/html,application/xhtml+xml,text/plain;q=0.8"
         self.session.max_redirects = settings.max_redirects
+        for prefix in ("http://", "https://"):
+            self.session.mount(prefix, _WatchedAdapter())
         self._sleep = sleep
         self._resolve = resolve or self._resolve_host
+        self._watchdog = _Watchdog()
 
     def close(self) -> None:
         self.session.close()
+        self._watchdog.close()
 
     @staticmethod
     def _resolve_host(host: str) -> list[str]:
@@ -124,13 +312,23 @@ class Fetcher:
             raise SourceUnreachable(f"cannot resolve {host}: {exc}") from None
         return [str(info[4][0]) for info in infos]
 
-    def check_address(self, url: str, allowed_hosts: Iterable[str]) -> None:
-        """Refuse a URL off the allowed hosts, or one that resolves to a private address."""
+    def check_address(
+        self, url: str, allowed_hosts: Iterable[str] | None, source_url: str | None = None
+    ) -> None:
+        """Refuse a URL off the allowed hosts, or one that resolves to a private address.
+
+        The source's own host:port (``source_url``) passes whatever its address: the
+        operator chose it. Any other host must be in ``allowed_hosts`` (when given)
+        and resolve only to public addresses (unless private ones are allowed).
+        """
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
-        if parts.scheme not in ("http", "https") or not host:
+        where = origin(url)
+        if parts.scheme not in DEFAULT_PORTS or not host or where is None:
             raise AddressNotAllowed(f"not an http(s) URL: {url}")
-        if host not in {h.lower() for h in allowed_hosts}:
+        if source_url is not None and where == origin(source_url):
+            return
+        if allowed_hosts is not None and host not in {h.lower() for h in allowed_hosts}:
             raise AddressNotAllowed(f"{host} is not an allowed host for statement pages")
         if self.settings.allow_private_addresses:
             return
@@ -144,19 +342,58 @@ class Fetcher:
         etag: str | None = None,
         last_modified: str | None = None,
         allowed_hosts: Iterable[str] | None = None,
+        source_url: str | None = None,
+        cancel: threading.Event | None = None,
     ) -> Response:
-        """GET ``url`` with retries; with ``allowed_hosts`` every hop must pass check_address."""
+        """GET ``url`` with retries, all within ``settings.deadline``.
+
+        Every hop is checked (``check_address``) when ``allowed_hosts`` or ``source_url``
+        is given; with neither, ``url`` is the operator's own and is fetched as is.
+        ``cancel`` overrides the Fetcher's stop event for this call.
+        """
+        hosts = None if allowed_hosts is None else tuple(allowed_hosts)
+        stop = cancel or self.cancel
+        if stop is not None and stop.is_set():
+            raise FetchCancelled(f"{url}: not fetched, stopping")
+        guard = self._watchdog.begin(self.settings.deadline, stop)
+        _current.fetch = (self._watchdog, guard)
+        try:
+            return self._get(url, etag, last_modified, hosts, source_url, guard)
+        finally:
+            _current.fetch = None
+            self._watchdog.end(guard)
+
+    def _get(
+        self,
+        url: str,
+        etag: str | None,
+        last_modified: str | None,
+        allowed_hosts: tuple[str, ...] | None,
+        source_url: str | None,
+        guard: _Guard,
+    ) -> Response:
         attempt = 0
         while True:
             try:
-                return self._get_once(url, etag, last_modified, allowed_hosts)
+                return self._get_once(url, etag, last_modified, allowed_hosts, source_url, guard)
             except (SourceHTTPError, SourceUnreachable, SourceTimeout) as exc:
-                wait = self._retry_wait(exc, attempt)
-                if wait is None:
+                if guard.reason is not None:
                     raise
+                wait = self._retry_wait(exc, attempt)
+                if wait is None or wait >= guard.remaining():
+                    raise  # no time left to try again: the poll's back-off takes over
                 attempt += 1
                 log.info("retrying %s in %.1fs after %s (attempt %d)", url, wait, exc, attempt)
-                self._sleep(wait)
+                self._pause(wait, guard)
+                _check(url, guard)
+
+    def _pause(self, seconds: float, guard: _Guard) -> None:
+        if self._sleep is not None:
+            self._sleep(seconds)
+        elif guard.cancel is not None:
+            guard.cancel.wait(seconds)
+        else:
+            time.sleep(seconds)
 
     def _retry_wait(self, exc: FetchError, attempt: int) -> float | None:
         s = self.settings
@@ -177,7 +414,9 @@ class Fetcher:
         url: str,
         etag: str | None,
         last_modified: str | None,
-        allowed_hosts: Iterable[str] | None,
+        allowed_hosts: tuple[str, ...] | None,
+        source_url: str | None,
+        guard: _Guard,
     ) -> Response:
         s = self.settings
         headers = {}
@@ -185,29 +424,28 @@ class Fetcher:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        started = time.monotonic()
+        checked = allowed_hosts is not None or source_url is not None
         seen: set[str] = set()
         for _hop in range(s.max_redirects + 1):
-            if allowed_hosts is not None:
-                self.check_address(url, allowed_hosts)
+            if checked:
+                self.check_address(url, allowed_hosts, source_url)
             seen.add(url)
-            remaining = s.deadline - (time.monotonic() - started)
-            if remaining <= 0:
-                raise SourceTimeout(f"{url}: no answer within {s.deadline:g}s")
+            _check(url, guard)
+            remaining = guard.remaining()
             try:
                 response = self.session.get(
                     url,
                     headers=headers,
-                    timeout=(s.connect_timeout, min(s.read_timeout, remaining)),
+                    timeout=(min(s.connect_timeout, remaining), min(s.read_timeout, remaining)),
                     stream=True,
                     allow_redirects=False,
                 )
             except requests.Timeout as exc:
+                _check(url, guard)
                 raise SourceTimeout(f"{url}: timed out ({type(exc).__name__})") from None
-            except (requests.ConnectionError, urllib3.exceptions.HTTPError) as exc:
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                _check(url, guard)  # the watchdog's shutdown looks like a dropped connection
                 raise SourceUnreachable(f"{url}: {type(exc).__name__}: {_short(exc)}") from None
-            except requests.RequestException as exc:
-                raise SourceUnreachable(f"{url}: {_short(exc)}") from None
             with response:
                 if response.is_redirect:
                     target = urljoin(url, response.headers.get("Location", ""))
@@ -215,10 +453,10 @@ class Fetcher:
                         raise TooManyRedirects(f"{url}: redirect loop back to {target}")
                     url = target
                     continue
-                return self._read(url, response, started)
+                return self._read(url, response, guard)
         raise TooManyRedirects(f"{url}: more than {s.max_redirects} redirects")
 
-    def _read(self, url: str, response: requests.Response, started: float) -> Response:
+    def _read(self, url: str, response: requests.Response, guard: _Guard) -> Response:
         s = self.settings
         status = response.status_code
         if status >= 400:
@@ -240,20 +478,22 @@ class Fetcher:
                 )
         body = bytearray()
         try:
-            # read1() returns what has arrived (stream() blocks until a whole CHUNK
-            # is in, so a drip was never checked against the deadline), and inflates
-            # gzip/deflate in bounded steps: the cap below is checked on decompressed
-            # bytes before more is inflated.
+            # read1() returns what has arrived and inflates gzip/deflate in bounded
+            # steps: the cap below is checked on decompressed bytes before more is
+            # inflated.
             while chunk := response.raw.read1(CHUNK, decode_content=True):
                 body += chunk
                 if len(body) > s.max_bytes:
                     raise SourceTooLarge(f"{url}: body over the limit of {s.max_bytes:,} bytes")
-                if time.monotonic() - started > s.deadline:
-                    raise SourceTimeout(f"{url}: body not complete within {s.deadline:g}s")
+                _check(url, guard)
         except (TimeoutError, urllib3.exceptions.ReadTimeoutError):
+            _check(url, guard)
             raise SourceTimeout(f"{url}: read timed out") from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
+            _check(url, guard)
             raise SourceUnreachable(f"{url}: {type(exc).__name__}: {_short(exc)}") from None
+        # A body that "ended" because the watchdog shut the socket is cut short.
+        _check(url, guard)
         return Response(
             url=url,
             status=status,
@@ -261,8 +501,16 @@ class Fetcher:
             content_type=content_type,
             etag=response.headers.get("ETag"),
             last_modified=response.headers.get("Last-Modified"),
-            elapsed=time.monotonic() - started,
+            elapsed=guard.seconds - guard.remaining(),
         )
+
+
+def _check(url: str, guard: _Guard) -> None:
+    """Raise the fetch's end, if its deadline has passed or it was cancelled."""
+    if guard.reason == "cancelled" or (guard.cancel is not None and guard.cancel.is_set()):
+        raise FetchCancelled(f"{url}: fetch cancelled, stopping")
+    if guard.reason == "deadline" or guard.remaining() <= 0:
+        raise SourceTimeout(f"{url}: no complete answer within {guard.seconds:g}s")
 
 
 def _short(exc: BaseException) -> str:

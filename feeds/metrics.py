@@ -26,3 +26,18 @@ WEBSUB_PINGS = Counter(
     "WebSub publish pings by result (ok, http_error, timeout, unreachable, skipped)",
     ["result"],
 )
+PAGES_READ = Counter(
+    "feedbot_pages_read_total",
+    "Source pages read, by reader (selectors; text-layout: the profile no longer fits)",
+    ["reader"],
+)
+FULL_TEXTS = Gauge(
+    "feedbot_full_texts",
+    "Statement pages whose full text is missing: pending, failing (retried), skipped (for good)",
+    ["state"],
+)
+LAST_READER = Gauge(
+    "feedbot_source_reader",
+    "1 for the reader that read the source page at the last poll that read it",
+    ["reader"],
+)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,42 @@ class Page:
     counters: list[Counter] = field(default_factory=list)
     entries: list[Entry] = field(default_factory=list)
     next_url: str | None = None  # the archive's next page, when the page has one
+    kind: str = "list"  # "list": dated statements (and a featured one); "statement": one's own page
+    # How it was read: "selectors" (the profile's CSS), "text-layout" (the HTML laid out
+    # as text, then the text rules) or "plain-text" (a text capture, text rules).
+    reader: str = "selectors"
+    # Why it was read that way, one short line each (``feedbot parse --explain``).
+    notes: list[str] = field(default_factory=list, compare=False)
+
+
+def page_json(page: Page) -> dict[str, Any]:
+    """The ``feedbot parse`` document (README: "feedbot parse"): what the page holds,
+    what kind of page it is (a list, or one statement's page) and which reader read it."""
+    return {
+        "kind": page.kind,
+        "reader": page.reader,
+        "as_of": page.as_of.isoformat() if page.as_of else None,
+        "counters": [
+            {
+                "days": c.days,
+                "subject": c.subject,
+                "note": c.note,
+                "since": c.since.isoformat() if c.since else None,
+            }
+            for c in page.counters
+        ],
+        "entries": [
+            {
+                "id": e.id,
+                "title": e.title,
+                "published": e.published.isoformat() if e.published else None,
+                "summary": e.summary,
+                "url": e.url,
+                "featured": e.featured,
+            }
+            for e in page.entries
+        ],
+    }
 
 
 @dataclass(frozen=True)
@@ -129,3 +166,4 @@ class PollRecord:
     edited_statements: int = 0
     articles_fetched: int = 0
     duration_ms: int = 0
+    reader: str | None = None  # which reader read the page (None: not read)

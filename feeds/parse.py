@@ -1,74 +1,54 @@
 """Reading a statement page with a source profile: a pure function of bytes.
 
-``parse_page`` reads the home page (or an archive page), ``parse_article`` a
-statement's own page. Both take the raw body, the URL it came from (to make
-links absolute) and the profile; they never fetch and never touch the store.
+``parse_page`` reads the home page, an archive page or one statement's page,
+``parse_article`` a statement's own page for its full text. Both take the raw
+body, the URL it came from (to make links absolute) and the profile; they never
+fetch and never touch the store.
 
-A page that yields no statement is a ParseError: a layout change must be loud,
-never an empty feed.
+Three readers, tried in turn:
+
+1. ``selectors`` — the profile's CSS selectors (fast, exact, tied to markup);
+2. ``text-layout`` — when the selectors find no statement, or clearly fewer than
+   the page shows (under half its visible dated items), the HTML is laid out as
+   text the way a browser shows it and read with the profile's text rules;
+   links are found by title among the page's own anchors;
+3. ``plain-text`` — a text capture is read with the same text rules.
+
+A page that yields no statement is a ParseError: never an empty feed.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
-from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any, TypeAlias
-from urllib.parse import urldefrag, urljoin
+from urllib.parse import urljoin
 
 import lxml.html
 from lxml import etree
 
 from feeds.encoding import decode
+from feeds.entries import make_entry, merge_duplicates, parse_counter, parse_date, with_text
 from feeds.errors import ParseError
-from feeds.ids import statement_id
+from feeds.layout import LinkIndex, layout_lines
 from feeds.model import Article, Counter, Entry, Page
 from feeds.profile import ListProfile, Selector, SourceProfile
-from feeds.text import clean, clean_paragraphs, fold, shorten
+from feeds.text import clean, clean_paragraphs
+from feeds.textpage import count_dated_lines, read_lines
+
+__all__ = ["explain_page", "looks_like_html", "parse_article", "parse_counter", "parse_date"]
+__all__ += ["parse_page"]
 
 HtmlElement: TypeAlias = Any  # lxml.html.HtmlElement; lxml ships no type information
 
 _LOOKS_HTML = re.compile(rb"<\s*(!doctype|html|head|body|div|p|ul|li|a|span|article|main)\b", re.I)
 _PARAGRAPH_TAGS = ("p", "li", "h2", "h3", "h4", "blockquote", "pre")
-_COLUMN_GAP = re.compile(r"\s{2,}")
 
 
 def looks_like_html(body: bytes, content_type: str | None = None) -> bool:
     if content_type and "text/plain" in content_type.lower():
         return False
     return bool(_LOOKS_HTML.search(body[:65536]))
-
-
-def parse_date(text: str, formats: Iterable[str]) -> dt.date | None:
-    """The first format that reads the whole (cleaned) text wins; None if none does."""
-    value = clean(text)
-    for fmt in formats:
-        try:
-            return dt.datetime.strptime(value, fmt).date()
-        except ValueError:
-            continue
-    return None
-
-
-def parse_counter(text: str, profile: SourceProfile, as_of: dt.date | None) -> Counter | None:
-    match = profile.counter_pattern.search(clean(text))
-    if match is None:
-        return None
-    try:
-        days = int(re.sub(r"\D", "", match.group("days")))
-    except ValueError:
-        return None
-    note = match.groupdict().get("note")
-    try:
-        since = as_of - dt.timedelta(days=days) if as_of else None
-    except OverflowError:
-        return None  # a start date before year 1 is not a counter but a misread number
-    return Counter(
-        days=days,
-        subject=clean(match.group("subject")),
-        note=clean(note) if note else None,
-        since=since,
-    )
 
 
 def _document(body: bytes, content_type: str | None) -> HtmlElement:
@@ -117,41 +97,6 @@ def _paragraphs(element: HtmlElement) -> str:
     return clean_paragraphs([b.text_content() for b in blocks])
 
 
-def _entry(
-    profile: SourceProfile,
-    title: str,
-    published: dt.date | None,
-    summary: str,
-    url: str | None,
-    featured: bool = False,
-    content: str | None = None,
-) -> Entry:
-    url = urldefrag(url).url if url else None
-    return Entry(
-        id=statement_id(url, published, fold(title)),
-        title=title,
-        published=published,
-        summary=summary,
-        url=url,
-        featured=featured,
-        content=content,
-    )
-
-
-def _featured_entry(
-    text: str, title: str, url: str | None, published: dt.date | None, profile: SourceProfile
-) -> Entry:
-    return _entry(
-        profile,
-        title,
-        published,
-        shorten(text, profile.summary_chars) if text else title,
-        url,
-        featured=True,
-        content=text or None,
-    )
-
-
 def _list_entries(
     root: HtmlElement, lp: ListProfile, base_url: str, profile: SourceProfile
 ) -> list[Entry]:
@@ -167,33 +112,11 @@ def _list_entries(
         published = (
             parse_date(_text(date_el), profile.date_formats) if date_el is not None else None
         )
-        entries.append(_entry(profile, title, published, lead, url))
+        entries.append(make_entry(title, published, lead, url))
     return entries
 
 
-def _merge_duplicates(entries: list[Entry]) -> list[Entry]:
-    """One entry per id, in first-seen order; a later copy fills what the first lacks
-    (the featured statement is often listed again with its date and lead)."""
-    merged: dict[str, Entry] = {}
-    for entry in entries:
-        first = merged.get(entry.id)
-        if first is None:
-            merged[entry.id] = entry
-            continue
-        merged[entry.id] = Entry(
-            id=first.id,
-            title=first.title,
-            published=first.published or entry.published,
-            summary=first.summary if first.summary and not first.featured else entry.summary,
-            url=first.url or entry.url,
-            featured=first.featured or entry.featured,
-            content=first.content or entry.content,
-        )
-    return list(merged.values())
-
-
-def _parse_html(body: bytes, base_url: str, profile: SourceProfile, ctype: str | None) -> Page:
-    root = _document(body, ctype)
+def _parse_html(root: HtmlElement, base_url: str, profile: SourceProfile) -> Page:
     as_of = parse_date(_text(_first(root, profile.as_of)), profile.as_of_formats)
     counters: list[Counter] = []
     if profile.counters is not None:
@@ -211,9 +134,9 @@ def _parse_html(body: bytes, base_url: str, profile: SourceProfile, ctype: str |
             text_el = _first(block, fp.text)
             date_el = _first(block, fp.date)
             entries.append(
-                _featured_entry(
-                    _paragraphs(text_el) if text_el is not None else "",
+                with_text(
                     title,
+                    _paragraphs(text_el) if text_el is not None else "",
                     _href(_first(block, fp.link) if fp.link else _first(block, fp.title), base_url),
                     parse_date(_text(date_el), profile.date_formats)
                     if date_el is not None
@@ -226,90 +149,100 @@ def _parse_html(body: bytes, base_url: str, profile: SourceProfile, ctype: str |
         entries += _list_entries(root, profile.archive_list, base_url, profile)
     next_url = _href(_first(root, profile.next_page), base_url)
     return Page(
-        as_of=as_of, counters=counters, entries=_merge_duplicates(entries), next_url=next_url
+        as_of=as_of, counters=counters, entries=merge_duplicates(entries), next_url=next_url
     )
 
 
-def _parse_text(body: bytes, profile: SourceProfile) -> Page:
-    """A plain-text capture: header lines, counters, the featured statement, then
-    ``DD.MM.YYYY - Title`` lines each followed by its lead."""
-    lines = decode(body, "text/plain").splitlines()
-    tp = profile.text
-    starts = [i for i, line in enumerate(lines) if tp.entry.match(clean(line))]
-    first = starts[0] if starts else len(lines)
+def _read_html(body: bytes, base_url: str, profile: SourceProfile, ctype: str | None) -> Page:
+    root = _document(body, ctype)
+    page = _parse_html(root, base_url, profile)
+    notes = [f"selectors: {len(page.entries)} statements, {len(page.counters)} counters"]
+    lines = layout_lines(root)
+    visible = count_dated_lines(lines, profile)
+    if page.entries and len(page.entries) * 2 >= visible:
+        return replace(page, notes=notes)
+    if not page.entries:
+        article = _selected_article(root, base_url, profile)
+        if article is not None:
+            notes.append("no list; the article selectors read one statement's page")
+            return replace(article, notes=notes)
+    notes.append(
+        f"the page shows {visible} dated items: reading it as laid-out text"
+        if page.entries
+        else "no statement found by the selectors: reading the page as laid-out text"
+    )
+    links = LinkIndex(root, base_url)
+    from_text = read_lines(lines, profile, links.url_for, base_url, reader="text-layout")
+    if from_text is None or len(from_text.entries) <= len(page.entries):
+        notes.append("the text rules found no more statements than the selectors")
+        return replace(page, notes=notes)
+    if links.foreign:
+        notes.append(f"{links.foreign} links to other hosts not used")
+    return replace(
+        from_text,
+        as_of=from_text.as_of or page.as_of,
+        counters=from_text.counters or page.counters,
+        next_url=page.next_url,
+        notes=notes + from_text.notes,
+    )
 
-    as_of = None
-    for line in lines[:first]:
-        if clean(line):
-            as_of = parse_date(line, profile.as_of_formats)
-            if as_of:
-                break
-    counters: list[Counter] = []
-    last_counter_line = -1
-    for i, line in enumerate(lines[:first]):
-        # A capture lays several header counters out on one line, in columns.
-        for segment in _COLUMN_GAP.split(line):
-            counter = parse_counter(segment, profile, as_of) if segment.strip() else None
-            if counter is not None:
-                counters.append(counter)
-                last_counter_line = i
 
-    entries: list[Entry] = []
-    if tp.featured and last_counter_line >= 0:
-        block = [clean(line) for line in lines[last_counter_line + 1 : first]]
-        paragraphs = [p for p in block if p]
-        if paragraphs:
-            entries.append(
-                _featured_entry(
-                    clean_paragraphs(paragraphs[1:]), paragraphs[0], None, None, profile
-                )
-            )
-    for n, start in enumerate(starts):
-        stop = starts[n + 1] if n + 1 < len(starts) else len(lines)
-        match = tp.entry.match(clean(lines[start]))
-        assert match is not None
-        lead_lines = []
-        for line in lines[start + 1 : stop]:
-            if tp.end is not None and tp.end.match(clean(line)):
-                break
-            lead_lines.append(line)
-        entries.append(
-            _entry(
-                profile,
-                clean(match.group("title")),
-                parse_date(match.group("date"), profile.date_formats),
-                clean(" ".join(lead_lines)),
-                None,
-            )
+def _selected_article(root: HtmlElement, base_url: str, profile: SourceProfile) -> Page | None:
+    """One statement's page, read with the profile's article selectors."""
+    ap = profile.article
+    text_el = _first(root, ap.text)
+    title = _text(_first(root, ap.title))
+    if text_el is None or not title:
+        return None
+    date_el = _first(root, ap.date)
+    published = parse_date(_text(date_el), profile.date_formats) if date_el is not None else None
+    entry = with_text(title, _paragraphs(text_el), base_url, published, profile, featured=False)
+    return Page(as_of=None, entries=[entry], kind="statement")
+
+
+def explain_page(
+    body: bytes, base_url: str, profile: SourceProfile, content_type: str | None = None
+) -> tuple[Page, list[str]]:
+    """The page and why it was read as it was (one short line each), for
+    ``feedbot parse --explain``; ParseError when no reader finds a statement."""
+    if looks_like_html(body, content_type):
+        page = _read_html(body, base_url, profile, content_type)
+    else:
+        lines = decode(body, "text/plain").splitlines()
+        page = read_lines(lines, profile, reader="plain-text") or Page(as_of=None)
+        page = replace(page, notes=["plain text: read with the text rules", *page.notes])
+    if not page.entries:
+        raise ParseError(
+            f"profile {profile.name!r} found no statements on the page: neither a list of "
+            f"dated statements nor one statement's page ({len(page.counters)} counters) "
+            "— has the site's layout changed?"
         )
-    return Page(as_of=as_of, counters=counters, entries=_merge_duplicates(entries))
+    return page, list(page.notes)
 
 
 def parse_page(
     body: bytes, base_url: str, profile: SourceProfile, content_type: str | None = None
 ) -> Page:
-    """Everything the profile reads out of a page; ParseError if it finds no statement."""
-    if looks_like_html(body, content_type):
-        page = _parse_html(body, base_url, profile, content_type)
-    else:
-        page = _parse_text(body, profile)
-    if not page.entries:
-        raise ParseError(
-            f"profile {profile.name!r} found no statements on the page "
-            f"({len(page.counters)} counters) — has the site's layout changed?"
-        )
-    return page
+    """Everything the profile reads out of a page; ParseError if it finds no statement.
+    ``Page.kind`` says what the page is, ``Page.reader`` how it was read."""
+    return explain_page(body, base_url, profile, content_type)[0]
 
 
 def parse_article(
     body: bytes, base_url: str, profile: SourceProfile, content_type: str | None = None
 ) -> Article:
-    """A statement's own page: its full text (paragraphs separated by blank lines)."""
+    """A statement's own page: its full text (paragraphs separated by blank lines).
+    Read with the article selectors, else as laid-out text (date line, title, text)."""
     root = _document(body, content_type)
     ap = profile.article
     text_el = _first(root, ap.text)
     if text_el is None:
-        raise ParseError(f"profile {profile.name!r} found no article text on {base_url}")
+        page = read_lines(layout_lines(root), profile, page_url=base_url, reader="text-layout")
+        if page is None or page.kind != "statement" or not page.entries[0].content:
+            raise ParseError(f"profile {profile.name!r} found no article text on {base_url}")
+        entry = page.entries[0]
+        assert entry.content is not None
+        return Article(title=entry.title, published=entry.published, content=entry.content)
     date_el = _first(root, ap.date)
     content = _paragraphs(text_el)
     if not content:

@@ -1,8 +1,17 @@
-"""The poll cycle, and the only module that knows its order:
+"""The poll cycle and the full-text job, and the only module that knows their order.
 
-fetch → not modified? → parse → store (new statements, edits, counters) →
-full text of new statements → render and publish feeds → ping the WebSub hub
-→ record the poll.
+The poll's path ends when the page is stored:
+
+    fetch → not modified? → parse → store (new statements, edits, counters, and
+    whatever ``on_stored`` adds in the same transaction: the Telegram outbox) →
+    render and publish feeds → ping the WebSub hub → record the poll.
+
+Full texts are a job of their own (``fetch_full_text``), one statement page at a
+time: a slow, failing or refused statement page never delays a poll or a message.
+Each page keeps its own state — exponential back-off with a cap, and permanent
+answers (404/410, other 4xx but 429, a refused address, a page the profile cannot
+read) never tried again. A full text that arrives later updates the stored copy
+and the feeds; it is never pushed as news.
 
 A failure at any step before the store leaves the store and the feeds as they
 were; the failure is recorded, counted, and feeds the back-off.
@@ -12,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -23,10 +33,20 @@ from feeds import metrics, websub
 from feeds.backoff import next_delay
 from feeds.clock import london_today, utcnow
 from feeds.config import FeedsConfig
-from feeds.errors import FeedbotError, SourceError, SourceHTTPError, error_label
+from feeds.errors import (
+    AddressNotAllowed,
+    FeedbotError,
+    FetchCancelled,
+    ParseError,
+    SourceError,
+    SourceHTTPError,
+    error_label,
+)
 from feeds.fetch import Fetcher
-from feeds.model import Changes, Page, PollRecord
+from feeds.fetch_factory import AnyFetcher
+from feeds.model import Changes, Page, PollRecord, Statement
 from feeds.parse import parse_article, parse_page
+from feeds.politeness import HostGate
 from feeds.publish import FeedBuilder, publish
 from feeds.render import FeedContext
 from feeds.store import Store
@@ -37,13 +57,35 @@ log = logging.getLogger(__name__)
 # Telegram side enqueues commits (or rolls back) together with the statements.
 ChangesHook = Callable[[Connection, Changes], None]
 
+FULL_TEXT_RETRY_SECONDS = 60.0  # first wait after a statement page failed; doubles
+FULL_TEXT_RETRY_MAX_SECONDS = 6 * 3600.0
+
+
+def permanent(exc: SourceError) -> bool:
+    """An answer that will not change by asking again: never retried."""
+    if isinstance(exc, SourceHTTPError):
+        return 400 <= exc.status < 500 and exc.status not in (408, 425, 429)
+    return isinstance(exc, AddressNotAllowed | ParseError)
+
+
+def full_text_retry_delay(attempts: int) -> float:
+    """Seconds before the next try of a statement page that failed ``attempts`` times."""
+    delay: float = FULL_TEXT_RETRY_SECONDS * 2.0 ** max(attempts - 1, 0)
+    return min(FULL_TEXT_RETRY_MAX_SECONDS, delay)
+
+
+@dataclass(frozen=True)
+class FullTextResult:
+    statement: Statement
+    result: str  # ok | retry | skipped | cancelled
+    error: SourceError | None = None
+
 
 @dataclass
 class PollOutcome:
     result: str  # ok | not_modified | failed
     changes: Changes | None = None
     error: FeedbotError | None = None
-    articles_fetched: int = 0
     feeds_written: list[str] = field(default_factory=list)
     page: Page | None = None
     consecutive_failures: int = 0
@@ -57,21 +99,17 @@ class PollOutcome:
         if self.result == "failed":
             return f"poll failed ({error_label(self.error or FeedbotError())}): {self.error}"
         if self.result == "not_modified":
-            fetched = (
-                f"; {self.articles_fetched} full texts fetched" if self.articles_fetched else ""
-            )
-            return f"source not modified{fetched}"
+            return "source not modified"
         assert self.changes is not None
         c = self.changes
         parts = [
-            f"{len(self.page.entries) if self.page else 0} statements on the page",
+            f"{len(self.page.entries) if self.page else 0} statements on the page"
+            + (f" (read by {self.page.reader})" if self.page else ""),
             f"{len(c.new)} new"
             + (" (first fill: nobody notified)" if c.first_fill and c.new else ""),
             f"{len(c.edited)} edited",
             f"{len(self.page.counters) if self.page else 0} counters",
         ]
-        if self.articles_fetched:
-            parts.append(f"{self.articles_fetched} full texts fetched")
         if self.feeds_written:
             parts.append(f"feeds written: {', '.join(self.feeds_written)}")
         return "; ".join(parts)
@@ -94,7 +132,7 @@ class Pipeline:
         self,
         config: FeedsConfig,
         store: Store,
-        fetcher: Fetcher | None = None,
+        fetcher: AnyFetcher | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -107,6 +145,8 @@ class Pipeline:
             store, feed_context(config), config.publish.entries, config.publish.counter_days
         )
         self._published_day: dt.date | None = None
+        # One request at a time to a host, the poll first (full texts give way).
+        self.gate = HostGate(spacing=config.fetch.article_delay)
 
     @property
     def source_url(self) -> str:
@@ -125,17 +165,27 @@ class Pipeline:
         tick = time.monotonic()
         state = self.store.source_state(self.source_url)
         try:
-            response = self.fetcher.get(self.source_url, state.etag, state.last_modified)
+            with self.gate.turn(self.source_url, poll=True):
+                response = self.fetcher.get(
+                    self.source_url, state.etag, state.last_modified, source_url=self.source_url
+                )
             metrics.FETCH_SECONDS.observe(response.elapsed)
             page = None
             if not response.not_modified:
                 page = parse_page(
                     response.body, response.url, self.config.source.profile, response.content_type
                 )
+                if page.kind != "list":
+                    title = page.entries[0].title
+                    raise ParseError(
+                        f"the source page reads as one statement's page ({title!r}), not a"
+                        " list of statements: is source.url the right page?"
+                    )
         except SourceError as exc:
             return self._failed(exc, started, tick)
 
         outcome = PollOutcome(result="not_modified" if page is None else "ok", page=page)
+        stored_at = self.clock()  # "last success": the page fetched and stored
         with self.store.begin() as conn:
             if page is not None:
                 outcome.changes = self.store.apply_page(page, started, conn)
@@ -149,17 +199,16 @@ class Pipeline:
                     if page is not None
                     else state.last_modified or response.last_modified,
                     consecutive_failures=0,
-                    last_success_at=started,
+                    last_success_at=max(started, stored_at),
                     retry_after_until=None,
                 ),
                 conn,
             )
-        outcome.articles_fetched = self.fetch_articles()
         changed = bool(
             outcome.changes
             and (outcome.changes.new or outcome.changes.edited or outcome.changes.new_counters)
         )
-        if changed or outcome.articles_fetched or self._published_day != london_today(started):
+        if changed or self._published_day != london_today(started):
             outcome.feeds_written = self.publish(started)
         self._record(outcome, started, tick)
         outcome.next_delay = next_delay(
@@ -169,7 +218,7 @@ class Pipeline:
 
     def preview(self) -> Page:
         """Read the live page now with the profile, storing nothing (operators' check)."""
-        response = self.fetcher.get(self.source_url)
+        response = self.fetcher.get(self.source_url, source_url=self.source_url)
         return parse_page(
             response.body, response.url, self.config.source.profile, response.content_type
         )
@@ -183,30 +232,64 @@ class Pipeline:
         websub.announce(self.fetcher.session, self.builder.ctx, written, self.config.fetch)
         return written
 
-    def fetch_articles(self) -> int:
-        """Full text for statements that lack it, politely and within the per-poll cap."""
+    def fetch_full_text(self, stop: threading.Event | None = None) -> FullTextResult | None:
+        """Read the next statement page that is due (one request), or None when none is.
+
+        ``stop`` (the process's stop event) ends a running request at once."""
         fs = self.config.fetch
-        due = self.store.articles_due(fs.articles_per_poll, fs.article_attempts)
-        fetched = 0
-        hosts = self.article_hosts()
-        for statement in due:
-            assert statement.url is not None
-            if fs.article_delay:
-                self.sleep(fs.article_delay)
+        due = self.store.full_texts_due(self.clock(), 1, fs.article_attempts)
+        if not due:
+            return None
+        statement = due[0]
+        assert statement.url is not None
+        with self.gate.turn(statement.url, stop=stop) as cancel:
             try:
-                response = self.fetcher.get(statement.url, allowed_hosts=hosts)
+                response = self.fetcher.get(
+                    statement.url,
+                    allowed_hosts=self.article_hosts(),
+                    source_url=self.source_url,
+                    cancel=cancel,
+                )
                 article = parse_article(
                     response.body, response.url, self.config.source.profile, response.content_type
                 )
+            except FetchCancelled:
+                # The poll needed the host, or the process is stopping: not a failure.
+                return FullTextResult(statement, "cancelled")
             except SourceError as exc:
-                log.warning("full text of %s not fetched: %s", statement.url, exc)
-                self.store.article_failed(statement.id, str(exc), self.clock())
-                metrics.ARTICLES.labels(error_label(exc)).inc()
-                continue
-            self.store.save_article(statement.id, article, self.clock())
-            metrics.ARTICLES.labels("ok").inc()
-            fetched += 1
+                return self._full_text_failed(statement, exc)
+        self.store.save_article(statement.id, article, self.clock())
+        metrics.ARTICLES.labels("ok").inc()
+        return FullTextResult(statement, "ok")
+
+    def fetch_full_texts(self, limit: int, stop: threading.Event | None = None) -> int:
+        """Up to ``limit`` due statement pages now (``feedbot poll``: a one-shot run has no
+        job to leave them to); the feeds are rewritten when any arrived."""
+        fetched = 0
+        for _ in range(limit):
+            result = self.fetch_full_text(stop)
+            if result is None or result.result == "cancelled":
+                break
+            fetched += result.result == "ok"
+        if fetched:
+            self.publish()
         return fetched
+
+    def _full_text_failed(self, statement: Statement, exc: SourceError) -> FullTextResult:
+        attempts = self.store.full_text_attempts(statement.id) + 1
+        give_up = permanent(exc) or attempts >= self.config.fetch.article_attempts
+        retry_at = (
+            None
+            if give_up
+            else self.clock() + dt.timedelta(seconds=full_text_retry_delay(attempts))
+        )
+        self.store.full_text_failed(statement.id, str(exc), retry_at)
+        metrics.ARTICLES.labels(error_label(exc)).inc()
+        if give_up:
+            log.warning("full text of %s skipped for good: %s", statement.url, exc)
+            return FullTextResult(statement, "skipped", exc)
+        log.info("full text of %s not fetched (try %d): %s", statement.url, attempts, exc)
+        return FullTextResult(statement, "retry", exc)
 
     def _failed(self, exc: SourceError, started: dt.datetime, tick: float) -> PollOutcome:
         state = self.store.source_state(self.source_url)
@@ -267,12 +350,16 @@ class Pipeline:
                 entries_on_page=len(outcome.page.entries) if outcome.page else 0,
                 new_statements=len(changes.new) if changes else 0,
                 edited_statements=len(changes.edited) if changes else 0,
-                articles_fetched=outcome.articles_fetched,
                 duration_ms=int((time.monotonic() - tick) * 1000),
+                reader=outcome.page.reader if outcome.page else None,
             ),
             conn,
         )
         metrics.POLLS.labels(outcome.result).inc()
+        if outcome.page is not None:
+            metrics.PAGES_READ.labels(outcome.page.reader).inc()
+            for reader in ("selectors", "text-layout", "plain-text"):
+                metrics.LAST_READER.labels(reader).set(reader == outcome.page.reader)
         metrics.CONSECUTIVE_FAILURES.set(outcome.consecutive_failures)
         if changes:
             metrics.NEW_STATEMENTS.inc(len(changes.new))

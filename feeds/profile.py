@@ -31,6 +31,31 @@ class ListProfile:
 
 
 @dataclass(frozen=True)
+class ArchiveList:
+    """One archive list. ``url`` is a path or URL where ``{start}`` stands for the
+    offset of the page's first item; without it, the list's one fixed first page."""
+
+    name: str
+    url: str
+
+    def first_page(self, start: int) -> str:
+        return self.url.replace("{start}", str(start))
+
+
+@dataclass(frozen=True)
+class ArchiveProfile:
+    """How ``feedbot backfill`` finds its way through the archive lists."""
+
+    lists: tuple[ArchiveList, ...] = ()  # in walk order
+    walk: tuple[str, ...] = ()  # the lists walked unless others are asked for
+    first: int = 1  # the offset of a list's first page
+    step: int = 10  # items per page: a page at offset N is followed by N + step
+    offset: str = "start"  # the URL parameter that carries the offset
+    all_messages: re.Pattern[str] | None = None  # the home page's link to the archive
+    pager: re.Pattern[str] | None = None  # the text that starts the pager ("Pages:")
+
+
+@dataclass(frozen=True)
 class FeaturedProfile:
     block: CSSSelector
     title: CSSSelector
@@ -48,11 +73,19 @@ class ArticleProfile:
 
 @dataclass(frozen=True)
 class TextProfile:
-    """How to read a plain-text capture of the page (no markup, no links)."""
+    """The text rules: how to read the page as lines of text — a plain-text capture,
+    or an HTML page laid out as a browser shows it when the selectors find nothing."""
 
     entry: re.Pattern[str]  # a dated statement's first line: groups ``date`` and ``title``
     end: re.Pattern[str] | None  # the line after the last statement
-    featured: bool  # the block between the counters and the first entry is a statement
+    featured: bool  # the text between the page's header and the first entry is a statement
+    # Lines of the page's header (clocks, consular phone, e-mail): never a statement,
+    # and a featured statement follows the last of them.
+    header: tuple[re.Pattern[str], ...] = ()
+    # Other lines that are never a statement (pager, "all messages", …).
+    skip: tuple[re.Pattern[str], ...] = ()
+    # A line with letters and none in lower case is a section heading, never a statement.
+    headings: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +103,7 @@ class SourceProfile:
     archive_url: str | None = None
     archive_list: ListProfile | None = None
     next_page: Selector = None
+    archive: ArchiveProfile = ArchiveProfile()
     allowed_hosts: tuple[str, ...] = ()
     summary_chars: int = 500
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -123,6 +157,16 @@ def _regex(
     return pattern
 
 
+def _regexes(data: Mapping[str, Any], key: str, where: str) -> tuple[re.Pattern[str], ...]:
+    patterns = []
+    for n, value in enumerate(_strings(data, key, where)):
+        try:
+            patterns.append(re.compile(value, re.IGNORECASE))
+        except re.error as exc:
+            raise ConfigError(f"{where}.{key}[{n}]: invalid regular expression: {exc}") from None
+    return tuple(patterns)
+
+
 def _strings(data: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
     value = data.get(key, [])
     if isinstance(value, str):
@@ -139,6 +183,40 @@ def _list_profile(table: Mapping[str, Any], where: str) -> ListProfile:
         link=_css(table, "link", where),
         date=_css(table, "date", where),
         lead=_css(table, "lead", where),
+    )
+
+
+def _whole(table: Mapping[str, Any], key: str, where: str, default: int, least: int) -> int:
+    value = table.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        raise ConfigError(f"{where}.{key}: must be a whole number of at least {least}")
+    return value
+
+
+def _archive_profile(table: Mapping[str, Any], where: str) -> ArchiveProfile:
+    lists_t = _table(table, "lists", where, required=False)
+    if not lists_t and table.get("url"):  # one list, walked by its next links
+        lists_t = {"archive": table["url"]}
+    lists = []
+    for name, url in lists_t.items():
+        if not isinstance(url, str) or not url or re.search(r"\{(?!start\})", url):
+            raise ConfigError(f"{where}.lists.{name}: must be a URL; {{start}} marks the offset")
+        lists.append(ArchiveList(name, url))
+    walk = _strings(table, "walk", where) or tuple(a.name for a in lists)
+    unknown = sorted(set(walk) - {a.name for a in lists})
+    if unknown:
+        raise ConfigError(f"{where}.walk: no such list {', '.join(unknown)}")
+    offset = table.get("offset", "start")
+    if not isinstance(offset, str) or not re.fullmatch(r"\w+", offset):
+        raise ConfigError(f"{where}.offset: must be a URL parameter name such as 'start'")
+    return ArchiveProfile(
+        lists=tuple(lists),
+        walk=walk,
+        first=_whole(table, "first", where, default=1, least=0),
+        step=_whole(table, "step", where, default=10, least=1),
+        offset=offset,
+        all_messages=_regex(table, "all_messages", where, ()) if "all_messages" in table else None,
+        pager=_regex(table, "pager", where, ()) if "pager" in table else None,
     )
 
 
@@ -196,10 +274,14 @@ def load_profile(data: Mapping[str, Any], where: str = "profile") -> SourceProfi
             entry=_regex(text, "entry", f"{where}.text", ("date", "title")),
             end=_regex(text, "end", f"{where}.text", ()) if end else None,
             featured=bool(text.get("featured", False)),
+            header=_regexes(text, "header", f"{where}.text"),
+            skip=_regexes(text, "skip", f"{where}.text"),
+            headings=bool(text.get("headings", False)),
         ),
         archive_url=archive.get("url") or None,
         archive_list=archive_list,
         next_page=_css(archive, "next", f"{where}.archive"),
+        archive=_archive_profile(archive, f"{where}.archive"),
         allowed_hosts=_strings(data, "allowed_hosts", where),
         summary_chars=summary_chars,
         raw=data,

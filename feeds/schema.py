@@ -52,6 +52,8 @@ statements = sa.Table(
     sa.Column("content_fetched_at", UTCDateTime),
     sa.Column("content_attempts", sa.Integer, nullable=False, default=0),
     sa.Column("content_error", sa.Text),
+    sa.Column("content_next_at", UTCDateTime),  # no full-text try before this (back-off)
+    sa.Column("content_skipped", sa.Text),  # a permanent answer: never tried again
     sa.Index("ix_statements_order", "sort_date", "seq"),
 )
 
@@ -94,6 +96,8 @@ polls = sa.Table(
     sa.Column("edited_statements", sa.Integer, nullable=False, default=0),
     sa.Column("articles_fetched", sa.Integer, nullable=False, default=0),
     sa.Column("duration_ms", sa.Integer, nullable=False, default=0),
+    # selectors | text-layout | plain-text: text-layout means the profile no longer fits
+    sa.Column("reader", sa.String(20)),
 )
 
 source_state = sa.Table(

@@ -340,35 +340,87 @@ class Store:
             values = [v for v in row if v is not None]
             return max(values) if values else None
 
-    def articles_due(self, limit: int, max_attempts: int) -> list[Statement]:
-        """Statements with a URL whose full text (or date) is still missing."""
+    def _full_text_missing(self) -> Any:
+        c_ = statements.c
+        return sa.and_(
+            c_.url.is_not(None),
+            sa.or_(c_.content_fetched_at.is_(None), c_.published.is_(None)),
+        )
+
+    def full_texts_due(self, now: dt.datetime, limit: int, max_attempts: int) -> list[Statement]:
+        """Statements whose own page is still to be read and may be tried now, newest first."""
+        c_ = statements.c
         query = (
             sa.select(statements)
             .where(
-                statements.c.url.is_not(None),
-                sa.or_(statements.c.content_fetched_at.is_(None), statements.c.published.is_(None)),
-                statements.c.content_attempts < max_attempts,
+                self._full_text_missing(),
+                c_.content_skipped.is_(None),
+                c_.content_attempts < max_attempts,
+                sa.or_(c_.content_next_at.is_(None), c_.content_next_at <= now),
             )
-            .order_by(statements.c.seq.desc())
+            .order_by(c_.seq.desc())
             .limit(limit)
         )
         with self._conn() as c:
             return [_statement(r) for r in c.execute(query)]
 
+    def next_full_text_at(self, max_attempts: int) -> dt.datetime | None:
+        """When the earliest waiting full text may be tried (None: nothing waits)."""
+        c_ = statements.c
+        query = sa.select(sa.func.min(c_.content_next_at)).where(
+            self._full_text_missing(),
+            c_.content_skipped.is_(None),
+            c_.content_attempts < max_attempts,
+        )
+        with self._conn() as c:
+            value: dt.datetime | None = c.execute(query).scalar()
+            return value
+
+    def full_text_counts(self, max_attempts: int) -> dict[str, int]:
+        """Full-text fetching at a glance: ``pending`` (never tried), ``failing``
+        (tried, will be tried again), ``skipped`` (a permanent answer, or out of tries)."""
+        c_ = statements.c
+        skipped = sa.or_(c_.content_skipped.is_not(None), c_.content_attempts >= max_attempts)
+        state = sa.case(
+            (skipped, "skipped"),
+            (c_.content_attempts > 0, "failing"),
+            else_="pending",
+        )
+        query = (
+            sa.select(state.label("state"), sa.func.count())
+            .where(self._full_text_missing())
+            .group_by(state)
+        )
+        counts = {"pending": 0, "failing": 0, "skipped": 0}
+        with self._conn() as c:
+            for name, n in c.execute(query):
+                counts[name] = n
+        return counts
+
     def save_article(self, statement_id: str, article: Article, at: dt.datetime) -> None:
+        """A statement's full text arrived: stored as part of it, never as an edit."""
         with self.begin() as c:
             old = c.execute(sa.select(statements).where(statements.c.id == statement_id)).one()
             values: dict[str, Any] = {
                 "content": article.content,
                 "content_fetched_at": at,
                 "content_error": None,
+                "content_next_at": None,
                 "content_attempts": old.content_attempts + 1,
             }
             if old.published is None and article.published is not None:
                 values.update(published=article.published, sort_date=article.published)
             c.execute(statements.update().where(statements.c.id == statement_id).values(**values))
 
-    def article_failed(self, statement_id: str, error: str, at: dt.datetime) -> None:
+    def full_text_attempts(self, statement_id: str) -> int:
+        with self._conn() as c:
+            value = c.execute(
+                sa.select(statements.c.content_attempts).where(statements.c.id == statement_id)
+            ).scalar()
+            return int(value or 0)
+
+    def full_text_failed(self, statement_id: str, error: str, retry_at: dt.datetime | None) -> None:
+        """A failed try: again at ``retry_at``, or never (``None``: a permanent answer)."""
         with self.begin() as c:
             c.execute(
                 statements.update()
@@ -376,6 +428,8 @@ class Store:
                 .values(
                     content_error=error[:500],
                     content_attempts=statements.c.content_attempts + 1,
+                    content_next_at=retry_at,
+                    content_skipped=None if retry_at is not None else error[:500],
                 )
             )
 

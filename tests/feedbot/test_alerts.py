@@ -108,3 +108,26 @@ def test_counter_anomalies_are_reported_once(
     days = {c.subject: c.days_on(dt.date(2020, 7, 6)) for c in ctx.store.counters()}
     assert days["the Salisbury incident"] == 900
     ctx.close()
+
+
+def test_a_source_read_by_its_text_layout_alerts_once_and_recovers_once(
+    settings: Settings, pipeline: Pipeline, source: FakeSource
+) -> None:
+    ctx = open_context(settings)
+    w = watch(ctx)
+    w.after_poll(pipeline.poll(), NOW)
+    # The site moves to a markup the profile's selectors do not know.
+    source.set_body("/", (FIXTURES / "pages" / "unknown-cms.html").read_text("utf-8"))
+    fallen = pipeline.poll()
+    assert fallen.ok and fallen.page is not None and fallen.page.reader == "text-layout"
+    assert "read by text-layout" in fallen.summary()
+    first = w.after_poll(fallen, NOW)
+    assert len(first) == 1 and "text layout" in first[0]
+    source.set_body("/", (FIXTURES / "pages" / "unknown-table.html").read_text("utf-8"))
+    assert w.after_poll(pipeline.poll(), NOW) == []  # still falling back: no second alert
+    assert ctx.store.recent_polls(1)[0].reader == "text-layout"
+    source.set_body("/", HOME)
+    back = w.after_poll(pipeline.poll(), NOW)
+    assert any("selectors read the page again" in t for t in back)
+    assert alert_kinds(ctx) == ["fallback", "fallback_recovered"]
+    ctx.close()

@@ -208,7 +208,7 @@ def test_parse_url_of_the_source(cli: Cli, plain_config: Path, source: FakeSourc
 def test_parse_a_page_the_profile_cannot_read_fails(
     cli: Cli, plain_config: Path, source: FakeSource
 ) -> None:
-    r = cli("--config", str(plain_config), "parse", str(FIXTURES / "site" / "fnapr" / "6940.html"))
+    r = cli("--config", str(plain_config), "parse", str(FIXTURES / "pages" / "neither.txt"))
     assert r.rc == 1
     assert "no statements" in r.one_error_line()
     assert r.out == ""
@@ -443,3 +443,18 @@ def test_every_command_is_documented_in_the_readme() -> None:
         name for name in subcommands() if not re.search(rf"\b(?:feedbot|bot) {name}\b", text)
     ]
     assert not missing, f"commands not mentioned in README.md: {missing}"
+
+
+def test_parse_says_a_statement_page_is_one_statement_and_explains_itself(
+    cli: Cli, plain_config: Path
+) -> None:
+    page = FIXTURES / "site" / "fnapr" / "6940.html"
+    r = cli("--config", str(plain_config), "parse", "--explain", str(page))
+    assert r.rc == 0
+    doc = json.loads(r.out)
+    assert doc["kind"] == "statement"
+    assert len(doc["entries"]) == 1 and doc["entries"][0]["published"] == "2020-06-24"
+    assert "explain:" in r.err
+    home = cli("--config", str(plain_config), "parse", str(FIXTURES / "pages" / "unknown-cms.html"))
+    assert home.rc == 0
+    assert json.loads(home.out)["reader"] == "text-layout"

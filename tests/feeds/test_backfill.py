@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.cli import main
-from bot.settings import Settings, load_settings
+from feedbot.cli import main
+from feedbot.settings import Settings, load_settings
 from feeds.backfill import backfill
 from feeds.fetch import Fetcher
 from feeds.store import Store
@@ -78,14 +78,17 @@ def test_a_broken_page_stops_the_walk_and_a_rerun_resumes_after_the_last_good_pa
 def test_bounds(archive_settings: Settings, store: Store, archive: FakeSource) -> None:
     fetcher = Fetcher(archive_settings.feeds.fetch)
     result = backfill(archive_settings.feeds, store, fetcher, max_pages=1, sleep=lambda _s: None)
-    assert result.finished and result.pages == 1 and result.new == 6
+    # A bounded walk stops where a rerun goes on from.
+    assert result.bounded and not result.finished and result.pages == 1 and result.new == 6
     since = backfill(
         archive_settings.feeds, store, fetcher, since=dt.date(2020, 6, 1), sleep=lambda _s: None
     )
     fetcher.close()
     assert since.finished
     assert all(s.published and s.published >= dt.date(2020, 6, 1) for s in store.statements())
-    assert since.pages == 2  # stopped at the first page that reached older statements
+    # Page 1 is not read again; page 2 reaches older statements, so the walk ends there.
+    assert (since.skipped, since.pages) == (1, 1)
+    assert archive.count("/fnapr/") == 1
 
 
 def test_backfilled_statements_are_not_pushed_to_subscribers(
@@ -93,7 +96,7 @@ def test_backfilled_statements_are_not_pushed_to_subscribers(
 ) -> None:
     path = make_config(archive.url + "/")
     assert main(["--config", str(path), "poll"]) == 0
-    from bot.context import open_context
+    from feedbot.app import open_context
 
     ctx = open_context(load_settings(path, env={}))
     ctx.bot_store.subscribe(7, "private", dt.datetime.now(dt.UTC))
@@ -103,6 +106,6 @@ def test_backfilled_statements_are_not_pushed_to_subscribers(
     assert "4 archive pages read; 23 statements, 20 new" in out
     assert ctx.store.count_statements() == 31
     assert ctx.bot_store.outbox_counts() == {}
-    feed = (ctx.settings.feeds.feeds.folder / "statements.atom").read_text("utf-8")
+    feed = (ctx.settings.feeds.publish.folder / "statements.atom").read_text("utf-8")
     assert "Archived statement number 20" in feed
     ctx.close()

@@ -34,6 +34,7 @@ def read(path: Path) -> feedparser.FeedParserDict:
 
 def test_atom_and_rss_read_cleanly_with_real_dates(pipeline: Pipeline, source: FakeSource) -> None:
     pipeline.poll()
+    pipeline.fetch_full_texts(20)  # the featured statement's date is on its own page
     folder = pipeline.config.publish.folder
     atom = read(folder / "statements.atom")
     rss = read(folder / "statements.rss")
@@ -58,6 +59,7 @@ def test_atom_and_rss_read_cleanly_with_real_dates(pipeline: Pipeline, source: F
 
 def test_json_feed(pipeline: Pipeline) -> None:
     pipeline.poll()
+    pipeline.fetch_full_texts(20)
     doc = json.loads((pipeline.config.publish.folder / "statements.json").read_text("utf-8"))
     assert doc["version"] == "https://jsonfeed.org/version/1.1"
     assert doc["feed_url"] == "http://feeds.test/feeds/statements.json"

@@ -1,9 +1,10 @@
 """The source profile reads pages into statements and counters.
 
-Golden files: every ``tests/fixtures/pages/NAME.html`` is read with the profile
-its ``NAME.json`` names (default: the shipped embassy profile) and must give
-exactly the ``expect`` document, or fail with the ``error`` text. A new page
-shape is a new file pair, not new test code.
+Golden files: every ``tests/fixtures/pages/NAME.html`` (or ``NAME.txt``, a text
+capture) is read with the profile its ``NAME.json`` names (default: the shipped
+embassy profile) and must give exactly the ``expect`` document — read by the
+``reader`` and as the ``kind`` of page it names, when it names them — or fail
+with the ``error`` text. A new page shape is a new file pair, not new test code.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.cli import page_json
 from feeds.errors import ConfigError, ParseError
 from feeds.ids import statement_id
+from feeds.model import page_json
 from feeds.parse import parse_article, parse_page
 from feeds.profile import SourceProfile, load_profile
 from feeds.text import clean, fold
@@ -39,9 +40,15 @@ def profile_from(path: Path) -> SourceProfile:
 PROFILE = profile_from(ROOT / "config" / "sources" / "embassy-uk.toml")
 
 
-def test_home_page_reads_as_expected() -> None:
+# The fixture's home page, and the same page in markups no profile names (read
+# as laid-out text, links found by title).
+HOME_PAGES = ["site/index.html", *(f"pages/unknown-{n}.html" for n in ("table", "inline", "cms"))]
+
+
+@pytest.mark.parametrize("home", HOME_PAGES)
+def test_home_page_reads_as_expected(home: str) -> None:
     expected = json.loads((FIXTURES / "expected-home.json").read_text("utf-8"))
-    page = parse_page((FIXTURES / "site" / "index.html").read_bytes(), BASE, PROFILE)
+    page = parse_page((FIXTURES / home).read_bytes(), BASE, PROFILE)
 
     assert page.as_of == dt.date.fromisoformat(expected["as_of"])
     got_counters = [{"days": c.days, "subject": c.subject, "note": c.note} for c in page.counters]
@@ -81,26 +88,40 @@ def test_text_capture_gives_the_same_statements_and_counters() -> None:
     assert all(e.id.startswith("tag:") for e in from_text.entries)
 
 
+PAGE_SUFFIXES = (".html", ".txt")
+
+
 def _golden_cases() -> list[Path]:
     return sorted(PAGES.glob("*.json"))
+
+
+def _page_file(case: Path) -> Path:
+    (page,) = [case.with_suffix(s) for s in PAGE_SUFFIXES if case.with_suffix(s).exists()]
+    return page
 
 
 @pytest.mark.parametrize("case", _golden_cases(), ids=lambda p: p.stem)
 def test_golden_page(case: Path) -> None:
     spec = json.loads(case.read_text("utf-8"))
     profile = profile_from(PAGES / spec["profile"]) if "profile" in spec else PROFILE
-    body = case.with_suffix(".html").read_bytes()
+    body = _page_file(case).read_bytes()
     if "encoding" in spec:
         body = body.decode("utf-8").encode(spec["encoding"])
     if "error" in spec:
         with pytest.raises(ParseError, match=spec["error"]):
             parse_page(body, spec["base_url"], profile)
         return
-    assert page_json(parse_page(body, spec["base_url"], profile)) == spec["expect"]
+    page = parse_page(body, spec["base_url"], profile)
+    doc = page_json(page)
+    assert {k: v for k, v in doc.items() if k not in ("kind", "reader")} == spec["expect"]
+    assert (page.reader, page.kind) == (
+        spec.get("reader", page.reader),
+        spec.get("kind", page.kind),
+    )
 
 
 def test_every_golden_page_has_its_expectation() -> None:
-    pages = {p.stem for p in PAGES.glob("*.html")}
+    pages = {p.stem for s in PAGE_SUFFIXES for p in PAGES.glob(f"*{s}")}
     assert pages == {p.stem for p in _golden_cases()}
 
 

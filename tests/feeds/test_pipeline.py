@@ -5,11 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from feedbot.settings import load_settings
 from feeds.fetch import Fetcher
 from feeds.pipeline import Pipeline
 from feeds.store import Store
-from tests.conftest import FIXTURES, ConfigFactory
+from tests.conftest import FIXTURES
 from tests.support.fake_source import FakeSource
 
 HOME = (FIXTURES / "site" / "index.html").read_text("utf-8")
@@ -62,6 +61,7 @@ def test_a_new_statement_is_reported_once(
     pipeline: Pipeline, store: Store, source: FakeSource
 ) -> None:
     pipeline.poll()
+    pipeline.fetch_full_texts(20)  # the featured statement's date is on its own page
     source.set_body("/", HOME.replace('<ul class="news-list">', NEW_ITEM, 1))
     outcome = pipeline.poll()
     assert outcome.changes is not None and not outcome.changes.first_fill
@@ -110,64 +110,6 @@ def test_an_edited_title_keeps_its_id_and_history(
     assert store.count_statements() == 11
 
 
-def test_full_text_is_fetched_and_a_failure_retried_later(
-    make_config: ConfigFactory, store: Store, source: FakeSource
-) -> None:
-    settings = load_settings(make_config(source.url + "/", fetch={"articles_per_poll": 20}), env={})
-    pauses: list[float] = []
-    fetcher = Fetcher(settings.feeds.fetch, sleep=lambda _s: None)
-    pipeline = Pipeline(settings.feeds, store, fetcher, sleep=pauses.append)
-    source.misbehave("/fnapr/6938", "status", status=500)
-    outcome = pipeline.poll()
-    assert outcome.articles_fetched == 10
-    failed = store.statement(source.url + "/fnapr/6938")
-    assert failed is not None and failed.content is None  # the lead is kept
-    done = store.statement(source.url + "/fnapr/6940")
-    assert done is not None and done.content and done.content.startswith("People of Russia")
-    featured = store.statement(source.url + "/fnapr/6941")
-    assert featured is not None and featured.published == dt.date(2020, 6, 19)  # date from its page
-
-    source.clear()
-    later = pipeline.poll()  # the home page is unchanged (304), the article is retried
-    assert later.result == "not_modified" and later.articles_fetched == 1
-    fixed = store.statement(source.url + "/fnapr/6938")
-    assert fixed is not None and fixed.content and fixed.content.startswith("Public discussions")
-    assert store.articles_due(50, 5) == []
-    fetcher.close()
-
-
-def test_full_text_fetching_is_polite(
-    make_config: ConfigFactory, store: Store, source: FakeSource
-) -> None:
-    settings = load_settings(
-        make_config(source.url + "/", fetch={"articles_per_poll": 3, "article_delay": 0.25}), env={}
-    )
-    pauses: list[float] = []
-    fetcher = Fetcher(settings.feeds.fetch)
-    pipeline = Pipeline(settings.feeds, store, fetcher, sleep=pauses.append)
-    assert pipeline.poll().articles_fetched == 3
-    assert pauses == [0.25, 0.25, 0.25]
-    assert sum(source.count(f"/fnapr/{n}") for n in range(6931, 6942)) == 3
-    fetcher.close()
-
-
-def test_statement_links_to_private_addresses_are_not_followed(
-    make_config: ConfigFactory, store: Store, source: FakeSource
-) -> None:
-    settings = load_settings(
-        make_config(source.url + "/", fetch={"allow_private_addresses": False}), env={}
-    )
-    fetcher = Fetcher(settings.feeds.fetch)
-    pipeline = Pipeline(settings.feeds, store, fetcher, sleep=lambda _s: None)
-    # The operator's own source URL may be anywhere; links found on it may not.
-    outcome = pipeline.poll()
-    assert outcome.result == "ok" and outcome.articles_fetched == 0
-    assert sum(source.count(f"/fnapr/{n}") for n in range(6931, 6942)) == 0
-    s = store.statement(source.url + "/fnapr/6940")
-    assert s is not None and s.content is None
-    fetcher.close()
-
-
 def test_links_off_the_source_host_are_not_followed(
     pipeline: Pipeline, store: Store, source: FakeSource
 ) -> None:
@@ -175,6 +117,7 @@ def test_links_off_the_source_host_are_not_followed(
         "/", HOME.replace('href="/fnapr/6940"', 'href="http://elsewhere.test/fnapr/6940"')
     )
     pipeline.poll()
+    pipeline.fetch_full_texts(20)
     s = store.statement("http://elsewhere.test/fnapr/6940")
     assert s is not None and s.content is None
 

@@ -40,6 +40,7 @@ Kind = Literal[
     "status",
     "slow",
     "drip",
+    "drip_headers",
     "huge",
     "gzip_bomb",
     "garbage",
@@ -53,6 +54,7 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "status": ("status",),
     "slow": ("seconds",),
     "drip": ("interval",),
+    "drip_headers": ("interval",),
     "huge": ("size",),
     "redirect": ("location",),
 }
@@ -352,6 +354,10 @@ class _Handler(BaseHTTPRequestHandler):
                 headers = {"Content-Type": HTML, "Content-Length": str(len(body))}
                 chunks = self._drip(body, int(o.get("chunk", 64)), float(o["interval"]))
                 self._send(200, headers, chunks)
+            case "drip_headers":
+                # Status line and headers a few bytes at a time (default one), then the
+                # page: every read is quick, but the response never seems to start.
+                self._drip_headers(int(o.get("chunk", 1)), float(o["interval"]))
             case "huge":
                 size = int(o["size"])
                 headers = {"Content-Type": HTML}
@@ -415,6 +421,19 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True  # body is short of Content-Length now
                 return
             yield body[start : start + chunk]
+
+    def _drip_headers(self, chunk: int, interval: float) -> None:
+        res = self.server.source._resolve(self.path)
+        body = res.body if res is not None else _page(200)
+        head = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: {HTML}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode("ascii")
+        for part in self._drip(head, chunk, interval):
+            self.wfile.write(part)
+        if self.close_connection:  # stopped mid-headers
+            return
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def _send_bytes(self, status: int, body: bytes, headers: dict[str, str]) -> None:
         self._send(status, {**headers, "Content-Length": str(len(body))}, (body,))

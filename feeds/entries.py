@@ -1,0 +1,109 @@
+"""Making statements and counters out of the strings a reader found.
+
+Shared by the readers (profile selectors, laid-out text, plain text) so a
+statement read any way gets the same id, summary and dates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+from urllib.parse import urldefrag
+
+from feeds.ids import statement_id
+from feeds.model import Counter, Entry
+from feeds.profile import SourceProfile
+from feeds.text import clean, fold, shorten
+
+
+def parse_date(text: str, formats: Iterable[str]) -> dt.date | None:
+    """The first format that reads the whole (cleaned) text wins; None if none does."""
+    value = clean(text)
+    for fmt in formats:
+        try:
+            return dt.datetime.strptime(value, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def parse_counter(text: str, profile: SourceProfile, as_of: dt.date | None) -> Counter | None:
+    match = profile.counter_pattern.search(clean(text))
+    if match is None:
+        return None
+    try:
+        days = int(re.sub(r"\D", "", match.group("days")))
+    except ValueError:
+        return None
+    note = match.groupdict().get("note")
+    try:
+        since = as_of - dt.timedelta(days=days) if as_of else None
+    except OverflowError:
+        return None  # a start date before year 1 is not a counter but a misread number
+    return Counter(
+        days=days,
+        subject=clean(match.group("subject")),
+        note=clean(note) if note else None,
+        since=since,
+    )
+
+
+def make_entry(
+    title: str,
+    published: dt.date | None,
+    summary: str,
+    url: str | None,
+    featured: bool = False,
+    content: str | None = None,
+) -> Entry:
+    url = urldefrag(url).url if url else None
+    return Entry(
+        id=statement_id(url, published, fold(title)),
+        title=title,
+        published=published,
+        summary=summary,
+        url=url,
+        featured=featured,
+        content=content,
+    )
+
+
+def with_text(
+    title: str,
+    text: str,
+    url: str | None,
+    published: dt.date | None,
+    profile: SourceProfile,
+    featured: bool = True,
+) -> Entry:
+    """A statement shown with its full text: the summary is the text's beginning."""
+    return make_entry(
+        title,
+        published,
+        shorten(text, profile.summary_chars) if text else title,
+        url,
+        featured=featured,
+        content=text or None,
+    )
+
+
+def merge_duplicates(entries: list[Entry]) -> list[Entry]:
+    """One entry per id, in first-seen order; a later copy fills what the first lacks
+    (the featured statement is often listed again with its date and lead)."""
+    merged: dict[str, Entry] = {}
+    for entry in entries:
+        first = merged.get(entry.id)
+        if first is None:
+            merged[entry.id] = entry
+            continue
+        merged[entry.id] = Entry(
+            id=first.id,
+            title=first.title,
+            published=first.published or entry.published,
+            summary=first.summary if first.summary and not first.featured else entry.summary,
+            url=first.url or entry.url,
+            featured=first.featured or entry.featured,
+            content=first.content or entry.content,
+        )
+    return list(merged.values())

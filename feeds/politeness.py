@@ -1,0 +1,89 @@
+"""One request at a time to a host, politely spaced, and the poll goes first.
+
+The poll of a source and the full-text fetches of its statement pages share the
+source's host. ``HostGate.turn`` hands a host to one request at a time, at least
+``spacing`` seconds after the previous one ended there. A poll never waits for a
+statement page: it pre-empts one in flight (its ``cancel`` event is set, the fetch
+ends within a tenth of a second and is tried again later, uncounted).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+
+def host_of(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
+
+
+@dataclass
+class _Host:
+    busy: bool = False
+    cancel: threading.Event | None = None  # the pre-emptible holder's, while it holds
+    polls_waiting: int = 0
+    free_at: float = 0.0  # monotonic time from which the next request may start
+
+
+@dataclass
+class HostGate:
+    spacing: float = 1.0
+    clock: Callable[[], float] = time.monotonic
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+    _hosts: dict[str, _Host] = field(default_factory=dict)
+
+    @contextmanager
+    def turn(
+        self, url: str, poll: bool = False, stop: threading.Event | None = None
+    ) -> Iterator[threading.Event]:
+        """Hold ``url``'s host for one request; yields the event that cancels it.
+
+        ``poll``: the source's own poll — it pre-empts a statement page in flight and
+        goes before statement pages that wait. ``stop`` ends the wait (and the
+        request, being the event yielded) when the process stops.
+        """
+        host = self._hosts.setdefault(host_of(url), _Host())
+        cancel = threading.Event()
+        with self._cond:
+            if poll:
+                host.polls_waiting += 1
+            try:
+                while True:
+                    if stop is not None and stop.is_set():
+                        cancel.set()
+                        break
+                    if host.busy and poll and host.cancel is not None:
+                        host.cancel.set()  # a statement page gives way to the poll
+                    wait = host.free_at - self.clock()
+                    if not host.busy and (poll or host.polls_waiting == 0) and wait <= 0:
+                        break
+                    self._cond.wait(timeout=min(max(wait, 0.05), 0.1) if not host.busy else 0.1)
+            finally:
+                if poll:
+                    host.polls_waiting -= 1
+            host.busy = True
+            host.cancel = None if poll else cancel
+        if stop is not None:
+            watcher = threading.Thread(target=_forward, args=(stop, cancel), daemon=True)
+            watcher.start()
+        try:
+            yield cancel
+        finally:
+            cancel.set()  # ends the stop watcher; the request is over anyway
+            with self._cond:
+                host.busy = False
+                host.cancel = None
+                host.free_at = self.clock() + self.spacing
+                self._cond.notify_all()
+
+
+def _forward(stop: threading.Event, cancel: threading.Event) -> None:
+    """Set ``cancel`` when ``stop`` is set, until ``cancel`` is set for another reason."""
+    while not cancel.is_set():
+        if stop.wait(0.1):
+            cancel.set()
+            return
