@@ -1,0 +1,66 @@
+"""A new statement reaches Telegram within two seconds of the page fetch that sees
+it, whatever its statement page does: answers, hangs, fails or cannot be reached."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tests.support.fake_source import FakeSource
+from tests.support.harness import Running, with_new_statement
+
+NEW = 7001
+FIRST_FILL_PAGES = [f"/fnapr/{n}" for n in range(6931, 6942)]
+
+
+def page_fetches_after(source: FakeSource, since: float) -> list[float]:
+    return [r.time for r in source.requests if r.path == "/" and r.time >= since]
+
+
+@pytest.mark.parametrize("statement_pages", ["answer", "hang", "fail", "unreachable"])
+async def test_a_new_statement_is_sent_within_two_seconds_of_the_page_fetch(
+    running: Running, statement_pages: str
+) -> None:
+    run, source = running, running.source
+    await run.command(101, "/start")
+    link = f"/fnapr/{NEW}"
+    for path in [*FIRST_FILL_PAGES, link]:
+        if statement_pages == "hang":
+            source.misbehave(path, "slow", seconds=30)
+        elif statement_pages == "fail":
+            source.misbehave(path, "status", status=500)
+    if statement_pages == "unreachable":
+        # A closed port on this machine: every try is refused at once.
+        link = f"http://localhost:1/fnapr/{NEW}"
+    # A statement page may be in flight (hanging) while the page changes.
+    await asyncio.sleep(0.5)
+    changed = time.monotonic()
+    body = with_new_statement(NEW, "A statement nobody has read yet")
+    source.set_body("/", body.replace(f'href="/fnapr/{NEW}"', f'href="{link}"'))
+    await run.until(lambda: any("nobody has read" in m["text"] for m in run.tg.sent(101)), 8)
+    sent_at = next(
+        c.at
+        for c in run.tg.calls_of("sendMessage")
+        if c.chat_id == 101 and "nobody has read" in c.params["text"]
+    )
+    # The first fetch after the change is the poll that sees it.
+    seen_at = page_fetches_after(source, changed)[0]
+    assert sent_at - seen_at <= 2.0, f"{sent_at - seen_at:.2f}s from the page fetch"
+    # The service keeps polling on schedule meanwhile (poll_seconds = 1).
+    await asyncio.sleep(2.5)
+    assert len(page_fetches_after(source, sent_at)) >= 2
+
+
+async def test_healthz_last_success_is_the_page_stored_not_the_full_texts(
+    running: Running,
+) -> None:
+    source = running.source
+    for path in FIRST_FILL_PAGES:
+        source.misbehave(path, "slow", seconds=30)
+    await asyncio.sleep(2.5)
+    state = running.ctx.store.source_state(running.ctx.settings.feeds.source.url)
+    assert state.last_success_at is not None
+    counts = running.ctx.store.full_text_counts(5)
+    assert counts["pending"] + counts["failing"] >= 1  # hanging pages wait, visibly
