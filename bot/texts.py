@@ -148,3 +148,5 @@ FALLBACK = N_(
     "`feedbot parse --explain`, then regenerate the profile with `feedbot profile suggest`."
 )
 FALLBACK_BACK = N_("✅ The profile's selectors read the page again.")
+SUSPICIOUS = N_("⚠️ A poll was held back and nothing was stored: {error}")
+SUSPICIOUS_BACK = N_("✅ The page reads as usual again.")

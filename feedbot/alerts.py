@@ -9,6 +9,8 @@ Watched after every poll:
 * ``layout``      — the profile found no statement on a page that answered, or
                     far fewer than usual (under ``drop_ratio`` × the median of
                     recent polls): the site's layout probably changed;
+* ``suspicious``  — a page that would retitle most known statements at once was
+                    held (nothing stored, published or pushed);
 * counter anomalies reported by the store (jump, reset, gone, new) — one
   message each, as they happen once.
 
@@ -35,9 +37,11 @@ from bot.texts import (
     NO_STATEMENTS,
     SOURCE_BACK,
     SOURCE_DOWN,
+    SUSPICIOUS,
+    SUSPICIOUS_BACK,
 )
 from feedbot.settings import AlertSettings
-from feeds.errors import ParseError
+from feeds.errors import ParseError, SuspiciousPage
 from feeds.pipeline import PollOutcome
 from feeds.store import Store
 
@@ -64,9 +68,12 @@ class AlertWatch:
                     failures=outcome.consecutive_failures,
                     error=error,
                 )
-            if isinstance(outcome.error, ParseError):
+            if isinstance(outcome.error, SuspiciousPage):
+                sent += self._start("suspicious", now, SUSPICIOUS, error=error)
+            elif isinstance(outcome.error, ParseError):
                 sent += self._start("layout", now, NO_STATEMENTS, error=error)
             return sent
+        sent += self._end("suspicious", now, SUSPICIOUS_BACK)
         sent += self._end("source_down", now, SOURCE_BACK)
         if outcome.page is None:  # 304: the page is the one last read correctly
             sent += self._end("layout", now, LAYOUT_BACK_UNCHANGED)

@@ -67,7 +67,11 @@ def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_poll(args: argparse.Namespace, ctx: Context) -> int:
     outcome = poll_and_queue(
-        ctx.pipeline, ctx.bot_store, ctx.settings.telegram.follow_edits, utcnow()
+        ctx.pipeline,
+        ctx.bot_store,
+        ctx.settings.telegram.follow_edits,
+        utcnow(),
+        accept_retitles=args.accept_retitles,
     )
     # The service leaves statement pages to its full-text job; a one-shot poll (cron)
     # reads the due ones now, within the per-poll cap.
@@ -323,7 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print data as JSON")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("run", help="the service: polling, Telegram bot, HTTP server")
-    sub.add_parser("poll", help="one poll cycle now; prints what changed")
+    p = sub.add_parser("poll", help="one poll cycle now; prints what changed")
+    p.add_argument(
+        "--accept-retitles",
+        action="store_true",
+        help="store a page that retitles most statements at once (held as suspicious otherwise)",
+    )
     p = sub.add_parser("parse", help="read one page with the source profile and print it as JSON")
     p.add_argument("target", metavar="PATH_OR_URL")
     p.add_argument(

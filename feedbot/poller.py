@@ -30,13 +30,18 @@ PollListener = Callable[[PollOutcome], Awaitable[None]]
 
 
 def poll_and_queue(
-    pipeline: Pipeline, bot_store: BotStore, follow_edits: bool, now: dt.datetime
+    pipeline: Pipeline,
+    bot_store: BotStore,
+    follow_edits: bool,
+    now: dt.datetime,
+    accept_retitles: bool = False,
 ) -> PollOutcome:
     """One poll cycle as the process runs it: the pipeline stores the page, and in
     that same transaction every new statement (and edit) is queued for the chats."""
     return pipeline.poll(
         now,
         on_stored=lambda conn, changes: queue_changes(bot_store, changes, now, conn, follow_edits),
+        accept_retitles=accept_retitles,
     )
 
 

@@ -85,6 +85,13 @@ class ParseError(SourceError):
     kind = "parse"
 
 
+class SuspiciousPage(ParseError):
+    """A page that would rewrite most known titles at once (a bad byte decoded as
+    another charset, a markup change): held, never stored, published or pushed."""
+
+    kind = "suspicious"
+
+
 def error_label(exc: BaseException) -> str:
     """A short, stable name for an error: used in poll records and metrics."""
     if isinstance(exc, SourceHTTPError):

@@ -40,6 +40,7 @@ from feeds.errors import (
     ParseError,
     SourceError,
     SourceHTTPError,
+    SuspiciousPage,
     error_label,
 )
 from feeds.fetch import Fetcher
@@ -57,6 +58,9 @@ log = logging.getLogger(__name__)
 # Telegram side enqueues commits (or rolls back) together with the statements.
 ChangesHook = Callable[[Connection, Changes], None]
 
+# More than this share of the known statements retitled in one poll is suspicious.
+SUSPICIOUS_SHARE = 0.5
+SUSPICIOUS_MIN_KNOWN = 4
 FULL_TEXT_RETRY_SECONDS = 60.0  # first wait after a statement page failed; doubles
 FULL_TEXT_RETRY_MAX_SECONDS = 6 * 3600.0
 
@@ -157,10 +161,15 @@ class Pipeline:
         return [host, *self.config.source.profile.allowed_hosts]
 
     def poll(
-        self, now: dt.datetime | None = None, on_stored: ChangesHook | None = None
+        self,
+        now: dt.datetime | None = None,
+        on_stored: ChangesHook | None = None,
+        accept_retitles: bool = False,
     ) -> PollOutcome:
         """One poll cycle. ``on_stored`` runs inside the transaction that stores the
-        page's changes (the process queues Telegram deliveries there)."""
+        page's changes (the process queues Telegram deliveries there).
+        ``accept_retitles``: store a page that retitles most statements (the operator
+        checked it) instead of holding it as suspicious."""
         started = now or self.clock()
         tick = time.monotonic()
         state = self.store.source_state(self.source_url)
@@ -175,6 +184,8 @@ class Pipeline:
                 page = parse_page(
                     response.body, response.url, self.config.source.profile, response.content_type
                 )
+                if not accept_retitles:
+                    self._check_titles(page)
                 if page.kind != "list":
                     title = page.entries[0].title
                     raise ParseError(
@@ -215,6 +226,16 @@ class Pipeline:
             0, self.config.source.poll_seconds, self.config.source.backoff_max_seconds
         )
         return outcome
+
+    def _check_titles(self, page: Page) -> None:
+        """A page that retitles most known statements at once is held, not stored: one
+        bad byte read in the wrong charset would otherwise edit every sent message."""
+        known, changed = self.store.title_changes(page)
+        if known >= SUSPICIOUS_MIN_KNOWN and changed > known * SUSPICIOUS_SHARE:
+            raise SuspiciousPage(
+                f"the page would change the titles of {changed} of {known} known statements"
+                " at once: held as suspicious (a charset or markup problem?), nothing stored"
+            )
 
     def preview(self) -> Page:
         """Read the live page now with the profile, storing nothing (operators' check)."""

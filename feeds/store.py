@@ -157,6 +157,18 @@ class Store:
         with self._conn(conn) as c:
             return c.execute(sa.select(statements.c.seq).limit(1)).first() is None
 
+    def title_changes(self, page: Page) -> tuple[int, int]:
+        """(statements on the page already stored, how many of them the page retitles)."""
+        ids = [e.id for e in page.entries]
+        with self._conn() as c:
+            stored = dict(
+                c.execute(
+                    sa.select(statements.c.id, statements.c.title).where(statements.c.id.in_(ids))
+                ).all()
+            )
+        known = {e.id: e.title for e in page.entries if e.id in stored}
+        return len(known), sum(1 for i, title in known.items() if stored[i] != title)
+
     def apply_page(
         self, page: Page, seen_at: dt.datetime, conn: Connection | None = None
     ) -> Changes:

@@ -131,3 +131,21 @@ def test_a_source_read_by_its_text_layout_alerts_once_and_recovers_once(
     assert any("selectors read the page again" in t for t in back)
     assert alert_kinds(ctx) == ["fallback", "fallback_recovered"]
     ctx.close()
+
+
+def test_a_page_held_as_suspicious_alerts_the_operators_once(
+    settings: Settings, pipeline: Pipeline, source: FakeSource
+) -> None:
+    ctx = open_context(settings)
+    w = watch(ctx)
+    w.after_poll(pipeline.poll(), NOW)
+    garbled = HOME
+    for n in range(6931, 6941):
+        garbled = garbled.replace(f'href="/fnapr/{n}">', f'href="/fnapr/{n}">Ð\x9f', 1)
+    source.set_body("/", garbled)
+    first = w.after_poll(pipeline.poll(), NOW)
+    assert len(first) == 1 and "held back" in first[0]
+    assert w.after_poll(pipeline.poll(), NOW) == []
+    source.set_body("/", HOME)
+    assert any("reads as usual again" in t for t in w.after_poll(pipeline.poll(), NOW))
+    ctx.close()
