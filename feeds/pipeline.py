@@ -50,7 +50,7 @@ from feeds.parse import parse_article, parse_page
 from feeds.politeness import HostGate
 from feeds.publish import FeedBuilder, publish
 from feeds.render import FeedContext
-from feeds.store import Store
+from feeds.store import Store, serialise
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +198,9 @@ class Pipeline:
         outcome = PollOutcome(result="not_modified" if page is None else "ok", page=page)
         stored_at = self.clock()  # "last success": the page fetched and stored
         with self.store.begin() as conn:
+            # Two pollers of one source (a `feedbot poll` beside `feedbot run`) take
+            # turns here: the second sees the first one's statements, not a conflict.
+            serialise(conn, f"feedbot:poll:{self.source_url}")
             if page is not None:
                 outcome.changes = self.store.apply_page(page, started, conn)
                 if on_stored is not None:

@@ -75,11 +75,25 @@ def create_engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
+def serialise(conn: Connection, name: str) -> None:
+    """Hold the database's lock ``name`` until this transaction ends; a second process
+    asking for it waits. Must be the transaction's first statement.
+
+    PostgreSQL: a transaction-level advisory lock. SQLite: ``BEGIN IMMEDIATE``, the
+    write lock taken at once (its busy timeout makes the other process wait)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def upgrade_schema(engine: Engine, script_location: str) -> None:
-    """Run one Alembic migration history (``package:folder``) up to its newest revision."""
+    """Run one Alembic migration history (``package:folder``) up to its newest revision.
+    Processes starting together on an empty database take turns."""
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", script_location)
     with engine.begin() as conn:
+        serialise(conn, "feedbot:migrations")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
