@@ -387,7 +387,12 @@ def start_py_spy(py_spy: str, pid: int, out: Path) -> subprocess.Popen[bytes]:
 
 # Frames every sample of a thread passes through: left out of the inclusive listing.
 PLUMBING = ("threading.py", "concurrent/futures/", "<frozen runpy>", "feedbot/__main__.py")
-PLUMBING += ("main (feedbot/cli.py)", "cmd_service (feedbot/cli.py)", "serve_forever (", "Runner.run (")
+PLUMBING += (
+    "main (feedbot/cli.py)",
+    "cmd_service (feedbot/cli.py)",
+    "serve_forever (",
+    "Runner.run (",
+)
 
 
 def summarise_py_spy(path: Path, top: int = 30) -> str:

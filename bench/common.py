@@ -12,6 +12,7 @@ import datetime as dt
 import gc
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -102,7 +103,11 @@ def tree_state() -> str:
         done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
         return done.stdout.strip()
 
-    dirty = " + uncommitted changes" if git("status", "--porcelain", "--", "bot", "feedbot", "feeds") else ""
+    dirty = (
+        " + uncommitted changes"
+        if git("status", "--porcelain", "--", "bot", "feedbot", "feeds")
+        else ""
+    )
     return f"{git('rev-parse', '--short', 'HEAD') or 'unknown commit'}{dirty}"
 
 
@@ -135,10 +140,12 @@ def settings_sections(
     *,
     poll_seconds: int | None = None,
     port: int = 0,
+    profile: Path = PROFILE,
 ) -> dict[str, dict[str, Any]]:
     """The sections of a settings file as an operator would write it: the fixture source on
-    loopback, ``database_url``, the feeds in ``folder``, HTTP on ``127.0.0.1:port``."""
-    source: dict[str, Any] = {"url": source_url + "/", "profile": PROFILE}
+    loopback, ``database_url``, the feeds in ``folder``, HTTP on ``127.0.0.1:port``;
+    ``profile``: another source profile (an older tree's own, or an edited copy)."""
+    source: dict[str, Any] = {"url": source_url + "/", "profile": profile}
     if poll_seconds is not None:
         source["poll_seconds"] = poll_seconds
     return {
@@ -170,6 +177,70 @@ def cpu_seconds(pid: int) -> float:
             if int(fields[1]) == pid:  # fields[1] is ppid
                 total += _ticks(fields)
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGINT, grace: float = 30) -> None:
+    """A signal (SIGINT: the service shuts down cleanly), then SIGKILL after ``grace`` s."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def service_env(token: str, api_url: str) -> dict[str, str]:
+    """This process's environment without feedbot's own variables, plus the Bot API's two:
+    every other setting of the service comes from its settings file."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FEEDBOT_", "TELEGRAM_")) and k not in ("PORT", "DATABASE_URL")
+    }
+    env.update(TELEGRAM_BOT_TOKEN=token, TELEGRAM_API_URL=api_url)
+    return env
+
+
+@contextlib.contextmanager
+def feedbot_service(
+    config: Path, log_path: Path, tg: FakeTelegram, tree: Path = ROOT, role: str = "run"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m feedbot --config CFG run`` (or another role) from ``tree`` (this one, or
+    one made by :func:`source_tree`: ``-m`` puts the working folder first on ``sys.path``,
+    so that tree's packages are the ones imported); stdout and stderr go to ``log_path``.
+    Stopped with SIGINT (then SIGKILL) on leaving."""
+    cmd = [str(PYTHON), "-m", "feedbot", "--config", str(config), role]
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            cmd, cwd=tree, env=service_env(tg.token, tg.api_url), stdout=log, stderr=log
+        )
+        try:
+            yield proc
+        finally:
+            stop_process(proc)
+
+
+def source_tree(rev: str, dest: Path) -> tuple[Path, str]:
+    """The files of git revision ``rev`` written to ``dest`` (``git archive``: the
+    repository and its working tree are left as they are); (``dest``, short commit)."""
+
+    def git(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, check=True)
+
+    commit = git("rev-parse", "--short", "--verify", f"{rev}^{{commit}}").stdout.decode().strip()
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = git("archive", "--format=tar", commit).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest, commit
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a service's log (for notes when a target is missed)."""
+    if not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text("utf-8", "replace").splitlines()[-lines:])
 
 
 @contextlib.contextmanager
@@ -279,16 +350,38 @@ def round_notes(section: str, results: WrkRuns, counts: bool = False) -> list[st
 # --- broadcasts ------------------------------------------------------------------------
 
 
-def with_new_statement(n: int, title: str, lead: str) -> str:
-    """The fixture home page with one more ``li.news-item`` at the top of the list."""
-    home = (FIXTURES / "site" / "index.html").read_text("utf-8")
+def fixture_home() -> str:
+    """The fixture site's home page (``/``)."""
+    return (FIXTURES / "site" / "index.html").read_text("utf-8")
+
+
+def add_statement(home: str, n: int, title: str, lead: str, href: str | None = None) -> str:
+    """``home`` with one more ``li.news-item`` at the top of the list, linked to ``href``
+    (default ``/fnapr/n``)."""
     item = (
         '<ul class="news-list">\n      <li class="news-item">'
         '<span class="news-date">07.07.2020</span> - '
-        f'<a class="news-title" href="/fnapr/{n}">{title}</a>\n'
+        f'<a class="news-title" href="{href or f"/fnapr/{n}"}">{title}</a>\n'
         f'        <p class="news-lead">{lead}</p></li>'
     )
     return home.replace('<ul class="news-list">', item, 1)
+
+
+def with_new_statement(n: int, title: str, lead: str) -> str:
+    """The fixture home page with one more ``li.news-item`` at the top of the list."""
+    return add_statement(fixture_home(), n, title, lead)
+
+
+def article_page(title: str, date: str, paragraphs: Sequence[str]) -> str:
+    """A statement's own page in the fixture site's shape (title, ``DD.MM.YYYY`` date, text)."""
+    text = "\n".join(f"      <p>{p}</p>" for p in paragraphs)
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8">'
+        f"<title>{title}</title></head>\n<body>\n  <main>\n"
+        f'    <h1 class="article-title">{title}</h1>\n'
+        f'    <div class="article-date">{date}</div>\n'
+        f'    <div class="article-text">\n{text}\n    </div>\n  </main>\n</body>\n</html>\n'
+    )
 
 
 def subscribe_private_chats(engine: sa.Engine, count: int) -> None:

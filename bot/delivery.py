@@ -26,7 +26,7 @@ from telegram.error import TelegramError
 from bot import metrics
 from bot.answers import Action, action_for
 from bot.i18n import DEFAULT, N_, language_for, translator
-from bot.messages import bundle_message, counters_message, statement_message
+from bot.messages import bundle_message, button_url, counters_message, statement_message
 from bot.ratelimit import FloodLimiter
 from bot.store import BotStore, OutboxItem
 from feeds.clock import utcnow
@@ -164,11 +164,12 @@ class Sender:
             if statement is None:
                 return None
             lang = self._language(item.chat_id)
+            url = button_url(statement)  # only http(s): Telegram refuses anything else
             button = (
                 InlineKeyboardMarkup(
-                    [[InlineKeyboardButton(translator(lang)(READ_BUTTON), url=statement.url)]]
+                    [[InlineKeyboardButton(translator(lang)(READ_BUTTON), url=url)]]
                 )
-                if statement.url
+                if url
                 else None
             )
             return statement_message(statement, lang), button

@@ -14,7 +14,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from telegram import Chat, ChatMemberUpdated, LinkPreviewOptions, Update
+from telegram import (
+    Chat,
+    ChatMemberUpdated,
+    LinkPreviewOptions,
+    Message,
+    MessageEntity,
+    Update,
+)
 from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.ext import (
     Application,
@@ -34,11 +41,14 @@ from feeds.clock import LONDON
 from feeds.errors import FeedbotError
 from feeds.model import Page, Statement
 from feeds.store import Store
+from feeds.urls import masked_in_text, without_credentials
 
 log = logging.getLogger(__name__)
 MAX_LATEST = 20
-_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
-_QUIET = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)-([01]?\d|2[0-3]):([0-5]\d)$")
+# ASCII digits only: int() also reads "²" or "٣", and some of those it then refuses.
+_COUNT = re.compile(r"^[0-9]{1,3}$")
+_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$", re.ASCII)
+_QUIET = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)-([01]?\d|2[0-3]):([0-5]\d)$", re.ASCII)
 LANGUAGE_ARGS = {
     "en": "en",
     "english": "en",
@@ -60,6 +70,22 @@ class BotDeps:
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)
+
+
+class ForAnotherBot(filters.MessageFilter):
+    """``/start@otherbot``: in a group every bot sees every command; one addressed
+    to another bot is not ours to answer, not even with "unknown command"
+    (CommandHandler already passes these over; the catch-all handlers must too)."""
+
+    def filter(self, message: Message) -> bool:
+        entity = message.entities[0] if message.entities else None
+        if entity is None or entity.type != MessageEntity.BOT_COMMAND or entity.offset != 0:
+            return False
+        _, at, name = message.parse_entity(entity).partition("@")
+        return bool(at) and name.lower() != (message.get_bot().username or "").lower()
+
+
+FOR_ANOTHER_BOT = ForAnotherBot()
 
 
 def _chat(update: Update) -> Chat:
@@ -131,8 +157,11 @@ class Handlers:
             app.add_handler(CommandHandler(name, handler, filters=chats))
         app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self.migrated))
         app.add_handler(ChatMemberHandler(self.membership, ChatMemberHandler.MY_CHAT_MEMBER))
-        app.add_handler(MessageHandler(filters.COMMAND & chats, self.unknown))
-        app.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.TEXT, self.unknown))
+        ours = ~FOR_ANOTHER_BOT
+        app.add_handler(MessageHandler(filters.COMMAND & chats & ours, self.unknown))
+        app.add_handler(
+            MessageHandler(filters.ChatType.PRIVATE & filters.TEXT & ours, self.unknown)
+        )
 
     async def start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         metrics.COMMANDS.labels("start").inc()
@@ -163,7 +192,7 @@ class Handlers:
         args = context.args or []
         count = 5
         if args:
-            if len(args) > 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= MAX_LATEST:
+            if len(args) > 1 or not _COUNT.match(args[0]) or not 1 <= int(args[0]) <= MAX_LATEST:
                 usage = translator(lang)(texts.LATEST_USAGE)
                 await reply(update, usage.format(max_latest=MAX_LATEST))
                 return
@@ -329,7 +358,10 @@ class Handlers:
         _ = translator(await self._language(update))
         await reply(
             update,
-            _(texts.HELP).format(source=html.escape(self.deps.source_url), max_latest=MAX_LATEST),
+            _(texts.HELP).format(
+                source=html.escape(without_credentials(self.deps.source_url)),
+                max_latest=MAX_LATEST,
+            ),
         )
 
     async def language(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -380,7 +412,7 @@ class Handlers:
             statements=self.deps.store.count_statements(),
             last_poll=html.escape(
                 f"{last.finished_at:%Y-%m-%d %H:%M} UTC, {last.result}"
-                + (f" ({last.error})" if last.error else "")
+                + (f" ({masked_in_text(last.error)})" if last.error else "")
             )
             if last
             else _(texts.STATS_NO_POLL),

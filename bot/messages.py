@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from bot.i18n import N_, plural, translator
 from bot.i18n import format_date as _format_date
+from feeds.links import safe_link
 from feeds.model import Statement, StoredCounter
 from feeds.render import counter_line
 
@@ -106,17 +107,58 @@ def _when(day: dt.date | None, lang: str) -> str:
     return format_date(day, lang) if day else translator(lang)(UNDATED)
 
 
+# What one statement may take in a chat. A page with a 100 KB "title" must not
+# become a wall of 26 messages: the rest is cut with an ellipsis, and the button
+# below the last message leads to the full text.
+MAX_PARTS = 3
+TEXT_BUDGET = 10_000  # characters of title and lead
+TITLE_CHARS = 1_000  # a longer title is cut (in listings too)
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` shortened to at most ``limit`` characters, at a space when one is
+    near, ending with an ellipsis when anything was cut."""
+    if len(text) <= limit:
+        return text
+    head = text[: max(limit - 1, 0)]
+    space = head.rfind(" ")
+    if space > len(head) // 2:
+        head = head[:space]
+    return head.rstrip() + "…"
+
+
 def statement_message(s: Statement, lang: str = "en") -> list[str]:
-    """Title in bold, date, lead; the link to the statement goes in a button below."""
+    """Title in bold, date, lead; the link to the statement goes in a button below.
+    At most MAX_PARTS messages, however long the title and lead are."""
+    budget = TEXT_BUDGET
+    while True:
+        parts = pack(_statement_blocks(s, lang, budget))
+        # Text that escapes to much more (every "&" is "&amp;") may still need more
+        # messages than allowed: show less of it.
+        if len(parts) <= MAX_PARTS or budget <= 500:
+            return parts[:MAX_PARTS]
+        budget //= 2
+
+
+def _statement_blocks(s: Statement, lang: str, budget: int) -> list[Block]:
     when = _when(s.published, lang)
+    title = cut(s.title, min(TITLE_CHARS, budget))
     blocks = [
-        Block(html=f"<b>{html.escape(s.title, quote=False)}</b>\n<i>{when}</i>")
-        if length(html.escape(s.title, quote=False)) < LIMIT - 100
-        else Block(text=s.title),
+        Block(html=f"<b>{html.escape(title, quote=False)}</b>\n<i>{when}</i>")
+        if length(html.escape(title, quote=False)) < LIMIT - 100
+        else Block(text=title),
     ]
     if s.summary and s.summary != s.title:
-        blocks += [Block(text=p) for p in s.summary.split("\n\n")]
-    return pack(blocks)
+        lead = cut(s.summary, budget - len(title))
+        blocks += [Block(text=p) for p in lead.split("\n\n") if p.strip()]
+    return blocks
+
+
+def button_url(s: Statement) -> str | None:
+    """The address for the statement's "read" button, when it may carry one: Telegram
+    refuses a whole message whose button is not an http(s) link (BUTTON_URL_INVALID),
+    so any other stored link is left off and the statement still goes out."""
+    return safe_link(s.url)
 
 
 def counters_message(
@@ -161,11 +203,13 @@ def _listing(statements: Sequence[Statement], lang: str = "en") -> list[Block]:
     blocks = []
     for s in statements:
         when = _when(s.published, lang)
-        title = html.escape(s.title, quote=False)
-        linked = f'<a href="{html.escape(s.url)}">{title}</a>' if s.url else title
+        shown = cut(s.title, TITLE_CHARS)
+        title = html.escape(shown, quote=False)
+        url = safe_link(s.url)
+        linked = f'<a href="{html.escape(url)}">{title}</a>' if url else title
         blocks.append(
             Block(html=f"<i>{when}</i>\n{linked}")
             if length(linked) < 3500
-            else Block(text=f"{when}\n{s.title}")
+            else Block(text=f"{when}\n{shown}")
         )
     return blocks

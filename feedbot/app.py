@@ -168,6 +168,7 @@ def worker_view(worker: Worker | None) -> WorkerView:
         return WorkerView()
     return WorkerView(
         state=worker.state,
+        bot=worker.bot_state,
         bot_username=lambda: worker.telegram.username if worker.telegram else None,
         webhook_route=lambda: (
             worker.telegram.webhook_route()

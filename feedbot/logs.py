@@ -2,7 +2,9 @@
 
 python-telegram-bot and httpx log request URLs, and the Bot API puts the token
 in every URL, so a filter on the root handler replaces the token wherever it
-appears — in the message, its arguments and any traceback.
+appears — in the message, its arguments and any traceback. The same filter
+masks the password of any ``scheme://user:password@`` URL (a source behind
+basic auth, a database URL in a driver's message).
 """
 
 from __future__ import annotations
@@ -11,18 +13,37 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
+
+from feeds.urls import masked_in_text
 
 # A bot token looks like 123456789:AA…; redact any such shape even if not ours.
 _TOKEN_SHAPE = re.compile(r"(?<!\d)\d{5,}:[A-Za-z0-9_-]{30,}")
 REDACTED = "[REDACTED]"
 
 
+TOKEN_VARIABLE = "TELEGRAM_BOT_TOKEN"  # noqa: S105 - the name, not the token
+
+
+def token_secrets(env: Mapping[str, str]) -> tuple[str, ...]:
+    """Every form the bot token may take in a log line: the variable's raw value
+    (surrounding whitespace and all), the stripped token the bot uses, and the
+    stripped token as it appears percent-encoded in a URL."""
+    raw = env.get(TOKEN_VARIABLE, "")
+    token = raw.strip()
+    forms = {raw, raw.strip("\r\n"), token, quote(token, safe=""), quote(token, safe=":")}
+    # Longest first, so a shorter form never leaves the rest of a longer one behind;
+    # a value of a few characters is no token, and replacing it would garble every line.
+    return tuple(sorted((f for f in forms if len(f.strip()) >= 4), key=len, reverse=True))
+
+
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, REDACTED)
-    return _TOKEN_SHAPE.sub(REDACTED, text)
+    return masked_in_text(_TOKEN_SHAPE.sub(REDACTED, text))
 
 
 class RedactingFormatter(logging.Formatter):

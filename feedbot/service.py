@@ -18,6 +18,7 @@ import ctypes
 import ctypes.util
 import gc
 import logging
+import resource
 import signal
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ import uvloop
 from aiohttp import web
 
 from feedbot.app import Context, build_web, build_worker
+from feedbot.web import CURRENT_FEEDS, DatabaseFeeds
 
 log = logging.getLogger(__name__)
 
@@ -47,27 +49,33 @@ ROLES = {
 async def run_service(ctx: Context, role: Role, stop: asyncio.Event | None = None) -> int:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        ctx.stopping.set()  # a fetch in flight in a worker thread ends at once
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
     worker = build_worker(ctx) if role.worker else None
     runner: web.ServerRunner | None = None
+    feeds: DatabaseFeeds | None = None
     background: list[asyncio.Task[None]] = []
     webhook = bool(ctx.settings.telegram.token and ctx.settings.telegram.webhook_url)
     if role.http or (worker is not None and webhook):
         webapp, feeds = build_web(ctx, worker, role.feeds_from_database)
+        http = ctx.settings.http
+        # Listening comes first: a port in use is one line and exit 2, nothing started.
+        runner = await webapp.listen(http.host, http.port, fit_file_limit(http.max_connections))
+        host, port = runner.addresses[0][:2]
+        log.info("serving feeds and pages on http://%s:%d/", host, port)
+    ok = True
+    try:
         if feeds is not None:
             await feeds.refresh()
             background.append(asyncio.create_task(feeds.run(stop)))
-        server = webapp.server()
-        runner = web.ServerRunner(server, access_log=None, handle_signals=False)
-        await runner.setup()
-        http = ctx.settings.http
-        site = web.TCPSite(runner, http.host, http.port, reuse_address=True)
-        await site.start()
-        log.info("serving feeds and pages on http://%s:%d/", http.host, http.port)
-    ok = True
-    try:
+        elif role.http:
+            await publish_missing_feeds(ctx)
         if worker is not None:
             ok = await worker.run(stop)
         else:
@@ -81,6 +89,53 @@ async def run_service(ctx: Context, role: Role, stop: asyncio.Event | None = Non
         if runner is not None:
             await runner.cleanup()
     return 0 if ok else 1
+
+
+async def publish_missing_feeds(ctx: Context) -> None:
+    """Write the feed files once at start-up if any is missing (a fresh install, a
+    new folder), so a static server in front has them before the first good poll;
+    the documents come from the store, empty when nothing is stored yet."""
+    folder = ctx.settings.feeds.publish.folder
+    if all((folder / name).is_file() for name in CURRENT_FEEDS):
+        return
+    try:
+        written = await asyncio.to_thread(ctx.pipeline.publish)
+    except Exception as exc:  # the HTTP server answers empty feeds meanwhile
+        log.warning("could not write the feed files at start-up: %s", exc)
+    else:
+        log.info("feed files written at start-up: %s", ", ".join(written) or "none changed")
+
+
+# Open files kept for everything but HTTP connections: database connections, the
+# bot's and the fetcher's connection pools, feed files being read or written.
+FILES_RESERVED = 128
+
+
+def fit_file_limit(max_connections: int, reserve: int = FILES_RESERVED) -> int:
+    """The connection cap to use: ``max_connections`` once the open-file limit
+    has room for it and ``reserve`` more (raised up to the hard limit if need be);
+    else as many as the limit leaves room for, with a warning."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return max_connections
+    needed = max_connections + reserve
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return max_connections
+    cap = max(soft // 2, soft - reserve)
+    log.warning(
+        "http.max_connections lowered from %d to %d: the open-file limit is %d "
+        "(raise it: LimitNOFILE= in the systemd unit, ulimit -n, docker run --ulimit nofile=)",
+        max_connections,
+        cap,
+        soft,
+    )
+    return cap
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:

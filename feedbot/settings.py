@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.config import DEFAULT_API_URL, TelegramSettings
-from feeds.config import FeedsConfig, Section, at_least, load_feeds_config, read_toml
+from feeds.config import (
+    FeedsConfig,
+    Section,
+    SettingsDoc,
+    at_least,
+    load_feeds_config,
+    read_toml,
+)
 from feeds.errors import ConfigError
 
 DEFAULT_CONFIG = Path("config/feedbot.toml")
@@ -21,12 +28,22 @@ def _chat_ids(value: object) -> tuple[int, ...]:
     return tuple(int(str(item).strip()) for item in items if str(item).strip())
 
 
+def _seconds_between(low: float, high: float) -> Callable[[float], str | None]:
+    return lambda v: None if low <= v <= high else f"must be between {low:g} and {high:g} seconds"
+
+
 @dataclass(frozen=True)
 class HttpSettings:
     host: str = "0.0.0.0"  # noqa: S104 - a service meant to be reached
     port: int = 8080
     unhealthy_after_seconds: int = 3600
     feed_recheck_seconds: float = 0.5  # how often a served feed file is checked for changes
+    # Open connections allowed at once; more are answered 503 and closed. Kept well
+    # below the open-file limit (1024 by default), which the database, the bot and
+    # the feed files share.
+    max_connections: int = 800
+    idle_timeout: float = 60.0  # a kept-alive connection with no request is closed after this
+    header_timeout: float = 10.0  # a new connection must have sent a request's head by then
 
 
 @dataclass(frozen=True)
@@ -66,7 +83,7 @@ def config_path(cli_value: str | None, env: Mapping[str, str]) -> Path:
 
 def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
-    doc = read_toml(path)
+    doc = SettingsDoc(read_toml(path))
     feeds = load_feeds_config(doc, path, env)
     tg = Section(doc, "telegram", env)
     token = env.get("TELEGRAM_BOT_TOKEN", "").strip() or None
@@ -154,6 +171,19 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
         feed_recheck_seconds=h.get(
             "feed_recheck_seconds", float, HttpSettings.feed_recheck_seconds, check=at_least(0)
         ),
+        max_connections=h.get(
+            "max_connections",
+            int,
+            HttpSettings.max_connections,
+            env="FEEDBOT_MAX_CONNECTIONS",
+            check=lambda v: None if 1 <= v <= 1_000_000 else "must be between 1 and 1000000",
+        ),
+        idle_timeout=h.get(
+            "idle_timeout", float, HttpSettings.idle_timeout, check=_seconds_between(1, 3600)
+        ),
+        header_timeout=h.get(
+            "header_timeout", float, HttpSettings.header_timeout, check=_seconds_between(1, 300)
+        ),
     )
     a = Section(doc, "alerts", env)
     alerts = AlertSettings(
@@ -165,6 +195,8 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
             check=lambda v: None if 0 < v < 1 else "must be between 0 and 1",
         ),
     )
+    # Last, once every loader has asked for its keys: a typo is refused, not ignored.
+    doc.refuse_unknown()
     return Settings(
         feeds=feeds, http=http, telegram=telegram, log=log, worker=worker, alerts=alerts
     )

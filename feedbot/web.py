@@ -8,10 +8,13 @@ memory and re-read only when a file's stat changes, so a feed request costs a
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import email.utils
+import errno
 import gzip
+import hashlib
 import logging
 import os
 import re
@@ -20,10 +23,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import jinja2
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import metrics as bot_metrics
 from bot.store import BotStore
@@ -31,8 +37,13 @@ from feedbot.settings import Settings
 from feeds import metrics as feed_metrics
 from feeds import render
 from feeds.clock import LONDON
+from feeds.errors import ConfigError
+from feeds.links import safe_link
+from feeds.pipeline import feed_context
 from feeds.publish import etag_of
+from feeds.render import FeedContext
 from feeds.store import Store
+from feeds.urls import masked, masked_in_text, without_credentials
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
@@ -42,7 +53,16 @@ CONTENT_TYPES = {
     ".json": "application/feed+json; charset=utf-8",
 }
 _STATEMENT = re.compile(r"^/statements/(\d{1,18})$")
-_FEED_NAME = re.compile(r"^(?:archive/)?[a-z0-9][a-z0-9.-]*\.(?:atom|rss|json)$")
+# The shapes of the names the publisher writes (a folder level for archives or a
+# source's own feeds), short enough for any file system: anything else is a 404
+# without a look at the disk.
+_FEED_NAME = re.compile(
+    r"^(?:[a-z0-9][a-z0-9-]{0,63}/){0,2}[a-z0-9][a-z0-9.-]{0,63}\.(?:atom|rss|json)$"
+)
+_STYLE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
+# The documents a reader may subscribe to before the first poll: answered empty
+# (and valid) until the publisher has written them.
+CURRENT_FEEDS = ("statements.atom", "statements.rss", "statements.json", "counters.atom")
 
 
 @dataclass(frozen=True)
@@ -64,35 +84,42 @@ class FeedSource(Protocol):
 class FeedFiles:
     """Feed files by name, read once per change. A file is looked at (``stat``) at
     most every ``recheck_seconds``: the stat is a tenth of a feed answer's cost,
-    and a feed that changed is served a fraction of a second later."""
+    and a feed that changed is served a fraction of a second later.
+
+    Only files that exist are remembered, so the memory held is bounded by what
+    the publisher wrote, however many other names clients ask for."""
 
     def __init__(self, folder: Path, recheck_seconds: float = 0.0) -> None:
         self.folder = str(folder)
         self.recheck_seconds = recheck_seconds
-        self._cache: dict[str, FeedFile] = {}
-        self._checked: dict[str, float] = {}
+        self._cache: dict[str, tuple[FeedFile, float]] = {}  # name -> (file, when checked)
+
+    def __len__(self) -> int:
+        return len(self._cache)
 
     def get(self, name: str) -> FeedFile | None:
-        cached = self._cache.get(name)
-        if cached is None and (not _FEED_NAME.match(name) or ".." in name):
-            return None
+        entry = self._cache.get(name)
         now = time.monotonic()
-        if cached is not None and now - self._checked.get(name, 0.0) < self.recheck_seconds:
-            return cached
-        self._checked[name] = now
+        if entry is not None:
+            if now - entry[1] < self.recheck_seconds:
+                return entry[0]
+        elif not _FEED_NAME.match(name):  # also keeps out "..", "/x" and "x//y"
+            return None
         path = os.path.join(self.folder, name)  # str paths: pathlib costs more than the stat
         try:
             st = os.stat(path)
-        except (FileNotFoundError, NotADirectoryError):
+            key = (st.st_mtime_ns, st.st_size, st.st_ino)
+            if entry is not None and entry[0].key == key:
+                self._cache[name] = (entry[0], now)
+                return entry[0]
+            with open(path, "rb") as handle:
+                body = handle.read()
+        except OSError:  # gone, a folder, unreadable: not a feed (and nothing to log)
+            self._cache.pop(name, None)
             return None
-        key = (st.st_mtime_ns, st.st_size, st.st_ino)
-        if cached is not None and cached.key == key:
-            return cached
-        with open(path, "rb") as handle:
-            body = handle.read()
-        cached = feed_file(name, body, etag_of(body), st.st_mtime, key)
-        self._cache[name] = cached
-        return cached
+        found = feed_file(name, body, etag_of(body), st.st_mtime, key)
+        self._cache[name] = (found, now)
+        return found
 
 
 def feed_file(name: str, body: bytes, etag: str, mtime: float, key: Any) -> FeedFile:
@@ -106,6 +133,39 @@ def feed_file(name: str, body: bytes, etag: str, mtime: float, key: Any) -> Feed
         mtime=int(mtime),
         content_type=CONTENT_TYPES[os.path.splitext(name)[1]],
     )
+
+
+class EmptyFeeds:
+    """The subscription documents with no entries, for the time before the
+    publisher first wrote them: a reader subscribing then gets a valid feed, not
+    a 404 it may give up on. The same bytes the publisher writes for an empty
+    store, rendered once each."""
+
+    def __init__(self, ctx: FeedContext, counter_days: int) -> None:
+        self.ctx = ctx
+        self.counter_days = counter_days
+        self._made: dict[str, FeedFile] = {}
+
+    def get(self, name: str) -> FeedFile | None:
+        if name not in CURRENT_FEEDS:
+            return None
+        made = self._made.get(name)
+        if made is None:
+            body = self._render(name)
+            when = render.EPOCH.timestamp()
+            made = self._made[name] = feed_file(name, body, etag_of(body), when, etag_of(body))
+        return made
+
+    def _render(self, name: str) -> bytes:
+        path = f"/feeds/{name}"
+        if name == "statements.atom":
+            return render.statements_atom([], self.ctx, path, render.ArchiveLinks())
+        if name == "statements.rss":
+            return render.statements_rss([], self.ctx, path)
+        if name == "statements.json":
+            return render.statements_json([], self.ctx, path)
+        today = dt.datetime.now(LONDON).date()  # no counters: the date shows nowhere
+        return render.counters_atom([], self.ctx, path, today, self.counter_days)
 
 
 class DatabaseFeeds:
@@ -181,6 +241,75 @@ def not_modified(request: web.BaseRequest, etag: str, mtime: float) -> bool:
 
 
 WebhookHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 32\r\nRetry-After: 5\r\nConnection: close\r\n\r\n"
+    b"too many connections, try later\n"
+)
+
+
+class LimitedServer(web.Server):
+    """aiohttp's low-level server, with what it lacks against many slow clients:
+    a cap on open connections (each holds an open file; past the process's limit
+    nothing, not even the database, can open one) and a deadline for a new
+    connection's first request head. Idle kept-alive connections are closed by
+    aiohttp itself after ``idle_timeout``, which it also counts from the moment a
+    connection opens."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        max_connections: int,
+        idle_timeout: float,
+        header_timeout: float,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(self._handle_request, keepalive_timeout=idle_timeout, **kwargs)
+        self.handle = handler
+        self.max_connections = max_connections
+        self.header_timeout = header_timeout
+        self.refused = 0  # connections turned away since start
+        self._warned_at = -60.0
+        self._awaiting_head: dict[RequestHandler, asyncio.TimerHandle] = {}
+
+    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        if len(self._connections) >= self.max_connections:
+            # Answered at once and closed: the file is free again straight away,
+            # and the client is told to come back rather than left hanging.
+            self.refused += 1
+            transport.write(BUSY)
+            transport.close()
+            now = time.monotonic()
+            if now - self._warned_at >= 60:  # at most a line a minute, however many come
+                self._warned_at = now
+                log.warning(
+                    "http.max_connections (%d) reached: turning connections away (%d so far)",
+                    self.max_connections,
+                    self.refused,
+                )
+            return
+        super().connection_made(handler, transport)
+        self._awaiting_head[handler] = asyncio.get_running_loop().call_later(
+            self.header_timeout, self._too_slow, handler
+        )
+
+    def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
+        timer = self._awaiting_head.pop(handler, None)
+        if timer is not None:
+            timer.cancel()
+        super().connection_lost(handler, exc)
+
+    def _too_slow(self, handler: RequestHandler) -> None:
+        if self._awaiting_head.pop(handler, None) is not None:
+            handler.force_close()
+
+    async def _handle_request(self, request: web.BaseRequest) -> web.StreamResponse:
+        timer = self._awaiting_head.pop(request.protocol, None)
+        if timer is not None:
+            timer.cancel()
+        return await self.handle(request)
 
 
 @dataclass(frozen=True)
@@ -188,6 +317,7 @@ class WorkerView:
     """What the web server may ask of the worker in its process (nothing without one)."""
 
     state: Callable[[], str | None] = lambda: None  # "active" | "standby" | None
+    bot: Callable[[], str | None] = lambda: None  # "connected" | "connecting" | None
     bot_username: Callable[[], str | None] = lambda: None
     webhook_route: Callable[[], tuple[str, WebhookHandler] | None] = lambda: None
 
@@ -208,6 +338,8 @@ class WebApp:
         self.files: FeedSource = feeds or FeedFiles(
             settings.feeds.publish.folder, http.feed_recheck_seconds
         )
+        self.feed_ctx = feed_context(settings.feeds)
+        self.empty = EmptyFeeds(self.feed_ctx, settings.feeds.publish.counter_days)
         self.worker = worker or WorkerView()
         self.pages = {"/": self.index, "/healthz": self.healthz, "/metrics": self.metrics}
         self.started = time.time()
@@ -218,6 +350,37 @@ class WebApp:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self.templates.globals["safe_link"] = safe_link
+        # The pages' only style sheet is inline in base.html; the policy allows exactly it.
+        digest = base64.b64encode(hashlib.sha256(self._style().encode()).digest()).decode()
+        self.page_headers = {
+            "Content-Security-Policy": (
+                f"default-src 'none'; style-src 'sha256-{digest}'; img-src 'self'; "
+                "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+            ),
+            "X-Content-Type-Options": "nosniff",
+        }
+        # Links between the pages keep the public address's path (``https://host/prefix/``
+        # behind a proxy that strips it); feed addresses are given whole, for readers.
+        self.prefix = urlsplit(self.feed_ctx.public_url).path.rstrip("/")
+        self.feed_links = [
+            (label, self.feed_ctx.url(f"/feeds/{name}"), kind)
+            for label, name, kind in (
+                ("Atom", "statements.atom", "application/atom+xml"),
+                ("RSS", "statements.rss", "application/rss+xml"),
+                ("JSON Feed", "statements.json", "application/feed+json"),
+                ("Counters (Atom)", "counters.atom", "application/atom+xml"),
+            )
+        ]
+
+    def _style(self) -> str:
+        """The text of base.html's ``<style>`` element, as sent (it holds no template code)."""
+        loader = self.templates.loader
+        assert loader is not None
+        source = loader.get_source(self.templates, "base.html")[0]
+        found = _STYLE.search(source)
+        assert found is not None, "base.html has no <style> element"
+        return found.group(1)
 
     async def telegram_webhook(self, request: web.BaseRequest) -> web.StreamResponse:
         route = self.worker.webhook_route()
@@ -229,11 +392,36 @@ class WebApp:
         response: web.StreamResponse = await receive(request)
         return response
 
-    def server(self) -> web.Server:
+    def server(self, max_connections: int | None = None) -> LimitedServer:
         """aiohttp's low-level server around ``handle``: the Application layer
         (router, middlewares, signals) costs more per request than a feed answer
         itself, and there are only a handful of routes."""
-        return web.Server(self.handle)
+        http = self.settings.http
+        return LimitedServer(
+            self.handle,
+            max_connections=max_connections or http.max_connections,
+            idle_timeout=http.idle_timeout,
+            header_timeout=http.header_timeout,
+        )
+
+    async def listen(
+        self, host: str, port: int, max_connections: int | None = None
+    ) -> web.ServerRunner:
+        """The server started on ``host:port`` (``runner.addresses`` says where).
+        An address that cannot be taken is a configuration error: one line, exit 2."""
+        runner = web.ServerRunner(
+            self.server(max_connections), access_log=None, handle_signals=False
+        )
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port, reuse_address=True).start()
+        except OSError as exc:
+            await runner.cleanup()
+            reason = exc.strerror or str(exc)
+            if exc.errno == errno.EADDRINUSE:
+                reason = "the address is already in use (another feedbot, or another server?)"
+            raise ConfigError(f"http.port: cannot listen on {host}:{port}: {reason}") from None
+        return runner
 
     def app(self) -> web.Application:
         """The same handler as an Application, for aiohttp's test utilities."""
@@ -259,9 +447,9 @@ class WebApp:
         return web.Response(status=404, text="404: Not Found\n")
 
     def feed(self, request: web.BaseRequest, name: str) -> web.Response:
-        f = self.files.get(name)
+        f = self.files.get(name) or self.empty.get(name)
         if f is None:
-            return web.Response(status=404, text="no such feed (has the first poll finished?)\n")
+            return web.Response(status=404, text="no such feed\n")
         gz = accepts_gzip(request.headers.get("Accept-Encoding", ""))
         headers = {
             "ETag": f.gzip_etag if gz else f.etag,
@@ -287,19 +475,23 @@ class WebApp:
         doc: dict[str, Any] = {
             "status": "ok" if healthy else "failing",
             "version": VERSION,
-            "source": self.settings.feeds.source.url,
+            "source": masked(self.settings.feeds.source.url),
             "last_poll": None
             if last is None
             else {
                 "started_at": last.started_at.isoformat(),
                 "finished_at": last.finished_at.isoformat(),
                 "result": last.result,
-                "error": last.error,
+                "error": masked_in_text(last.error) if last.error else None,
                 "new_statements": last.new_statements,
             },
             "last_success_at": state.last_success_at.isoformat() if state.last_success_at else None,
             "consecutive_failures": state.consecutive_failures,
             "statements": store.count_statements(),
+            # selectors, or text-layout when the profile no longer fits the site
+            "reader": store.last_reader(),
+            # statement pages, apart from the source's health: pending, failing, skipped
+            "full_texts": store.full_text_counts(self.settings.feeds.fetch.article_attempts),
         }
         subscribers = self.bot_store.subscriber_counts()
         outbox = self.bot_store.outbox_counts()
@@ -312,11 +504,17 @@ class WebApp:
                 for at, kind, text in self.bot_store.recent_alerts(5)
             ],
             worker=self.worker.state(),
+            bot=self.worker.bot(),
         )
         return doc
 
     async def healthz(self, request: web.BaseRequest) -> web.Response:
-        doc = await asyncio.to_thread(self._status)
+        try:
+            doc = await asyncio.to_thread(self._status)
+        except SQLAlchemyError as exc:
+            # The database is away: unhealthy, said in one line, never a 500.
+            reason = masked_in_text(str(exc).splitlines()[0])[:300]
+            doc = {"status": "failing", "version": VERSION, "reason": f"database: {reason}"}
         return web.json_response(doc, status=200 if doc["status"] == "ok" else 503)
 
     def _refresh_gauges(self) -> None:
@@ -326,6 +524,9 @@ class WebApp:
         bot_metrics.OUTBOX_BACKLOG.set(outbox.get("pending", 0) + outbox.get("sending", 0))
         bot_metrics.SUBSCRIBERS.set(self.bot_store.subscriber_counts()["total"])
         feed_metrics.STATEMENTS_STORED.set(self.store.count_statements())
+        full_texts = self.store.full_text_counts(self.settings.feeds.fetch.article_attempts)
+        for state, count in full_texts.items():
+            feed_metrics.FULL_TEXTS.labels(state).set(count)
 
     async def metrics(self, request: web.BaseRequest) -> web.Response:
         await asyncio.to_thread(self._refresh_gauges)
@@ -336,9 +537,8 @@ class WebApp:
         today = dt.datetime.now(LONDON).date()
         counters = store.counters()
         return {
-            "title": self.settings.feeds.publish.title,
             "subtitle": self.settings.feeds.publish.subtitle,
-            "source_url": self.settings.feeds.source.url,
+            "source_url": without_credentials(self.settings.feeds.source.url),
             "statements": store.statements(limit=30),
             "counters": [
                 {"days": c.days_on(today), "subject": c.subject, "note": c.note, "since": c.since}
@@ -347,26 +547,26 @@ class WebApp:
             "today": today,
             "status": self._status(),
             "bot_username": self.worker.bot_username(),
-            "feeds": [
-                ("Atom", "/feeds/statements.atom", "application/atom+xml"),
-                ("RSS", "/feeds/statements.rss", "application/rss+xml"),
-                ("JSON Feed", "/feeds/statements.json", "application/feed+json"),
-                ("Counters (Atom)", "/feeds/counters.atom", "application/atom+xml"),
-            ],
-            "render": render,
         }
 
+    def _page(self, template: str, **context: Any) -> web.Response:
+        body = self.templates.get_template(template).render(
+            title=self.settings.feeds.publish.title,
+            feeds=self.feed_links,
+            prefix=self.prefix,
+            render=render,
+            **context,
+        )
+        return web.Response(
+            text=body, content_type="text/html", charset="utf-8", headers=self.page_headers
+        )
+
     async def index(self, request: web.BaseRequest) -> web.Response:
-        context = await asyncio.to_thread(self._index_context)
-        body = self.templates.get_template("index.html").render(**context)
-        return web.Response(text=body, content_type="text/html", charset="utf-8")
+        return self._page("index.html", **await asyncio.to_thread(self._index_context))
 
     async def statement(self, seq: int) -> web.Response:
         found = await asyncio.to_thread(self.store.statement_by_seq, seq)
         if found is None:
             return web.Response(status=404, text="no such statement\n")
         versions = await asyncio.to_thread(self.store.versions, found.id)
-        body = self.templates.get_template("statement.html").render(
-            title=self.settings.feeds.publish.title, s=found, versions=versions, render=render
-        )
-        return web.Response(text=body, content_type="text/html", charset="utf-8")
+        return self._page("statement.html", s=found, versions=versions)

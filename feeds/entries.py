@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from urllib.parse import urldefrag
 
 from feeds.ids import statement_id
+from feeds.links import safe_link
 from feeds.model import Counter, Entry
 from feeds.profile import SourceProfile
 from feeds.text import clean, fold, shorten
@@ -57,7 +58,8 @@ def make_entry(
     featured: bool = False,
     content: str | None = None,
 ) -> Entry:
-    url = urldefrag(url).url if url else None
+    # Only http(s) links are kept (a "javascript:" link is dropped, the statement kept).
+    url = safe_link(urldefrag(url).url) if url else None
     return Entry(
         id=statement_id(url, published, fold(title)),
         title=title,

@@ -22,6 +22,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from feeds.clock import LONDON
+from feeds.links import safe_link
 from feeds.model import Statement, StoredCounter
 from feeds.text import strip_controls
 
@@ -262,7 +263,7 @@ def statements_json(
 def _json_item(s: Statement, rank: int) -> dict[str, Any]:
     return {
         "id": _json_text(s.id),
-        **({"url": _json_text(s.url)} if s.url else {}),
+        **({"url": _json_text(url)} if (url := safe_link(s.url)) else {}),
         "title": _json_text(s.title),
         "summary": _json_text(s.summary),
         "content_html": content_html(s),

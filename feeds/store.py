@@ -171,6 +171,17 @@ class Store:
         with self._conn(conn) as c:
             return c.execute(sa.select(statements.c.seq).limit(1)).first() is None
 
+    def last_reader(self) -> str | None:
+        """The reader of the newest poll that read the page (None before any)."""
+        with self._conn() as c:
+            value: str | None = c.execute(
+                sa.select(polls.c.reader)
+                .where(polls.c.reader.is_not(None))
+                .order_by(polls.c.id.desc())
+                .limit(1)
+            ).scalar()
+            return value
+
     def title_changes(self, page: Page) -> tuple[int, int]:
         """(statements on the page already stored, how many of them the page retitles)."""
         ids = [e.id for e in page.entries]

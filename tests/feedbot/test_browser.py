@@ -69,6 +69,7 @@ def site(settings: Settings, pipeline: Pipeline, source: FakeSource) -> Iterator
     )
     source.set_body("/", home.replace('<ul class="news-list">', item, 1))
     assert pipeline.poll().result == "ok"
+    pipeline.fetch_full_texts(20)  # as the service's full-text job does right after
     ctx = open_context(settings)
     server = Server(ctx)
     yield server
@@ -119,7 +120,8 @@ def test_home_page_shows_statements_counters_and_feeds(
         expect(page.get_by_role("link", name=name, exact=True)).to_be_visible()
     alternates = page.locator('link[rel="alternate"]')
     assert sorted(alternates.evaluate_all("els => els.map(e => e.type)")) == [
-        "application/atom+xml",
+        "application/atom+xml",  # statements
+        "application/atom+xml",  # counters
         "application/feed+json",
         "application/rss+xml",
     ]

@@ -23,8 +23,8 @@ from feeds.fetch import Fetcher
 from feeds.pipeline import Pipeline
 from feeds.store import Store
 from tests.conftest import ConfigFactory
-from tests.support.fake_source import FakeSource
 from tests.feeds.test_pipeline import HOME, NEW_ITEM
+from tests.support.fake_source import FakeSource
 
 PUBLIC = "http://feeds.test"
 TOPICS = {

@@ -95,7 +95,11 @@ class Harness:
     async def poll(self) -> PollOutcome:
         """One poll as the worker runs it: stored, and queued for the chats."""
         return await asyncio.to_thread(
-            poll_and_queue, self.ctx.pipeline, self.ctx.bot_store, True, self.clock()
+            poll_and_queue,
+            self.ctx.pipeline,
+            self.ctx.bot_store,
+            self.ctx.settings.telegram.follow_edits,
+            self.clock(),
         )
 
     async def publish(self, n: int, title: str) -> str:
