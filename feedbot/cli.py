@@ -23,6 +23,7 @@ from feedbot.settings import Settings, config_path, load_settings
 from feeds import render
 from feeds.clock import london_today, utcnow
 from feeds.errors import ConfigError, FeedbotError, SourceError
+from feeds.fetch_factory import make_fetcher
 from feeds.model import page_json
 from feeds.parse import explain_page, parse_page
 from feeds.urls import masked
@@ -38,30 +39,48 @@ def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
-def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
-    profile = settings.feeds.source.profile
-    target: str = args.target
+def read_target(
+    target: str, settings: Settings, base_url: str | None = None
+) -> tuple[bytes, str, str | None]:
+    """A page to read, from a URL (fetched as the source is) or a file: (body, base URL,
+    content type). A file's links resolve against ``base_url``, else the source URL."""
     if target.startswith(("http://", "https://")):
-        from feeds.fetch import Fetcher
-
-        fetcher = Fetcher(settings.feeds.fetch)
+        fetcher = make_fetcher(settings.feeds)
         try:
             response = fetcher.get(target)
         finally:
             fetcher.close()
-        body, base, ctype = response.body, response.url, response.content_type
-    else:
-        path = Path(target)
-        try:
-            body = path.read_bytes()
-        except OSError as exc:
-            raise UsageError(f"cannot read {target}: {exc.strerror}") from None
-        base, ctype = settings.feeds.source.url, None
-    page, notes = explain_page(body, base, profile, ctype)
+        return response.body, response.url, response.content_type
+    try:
+        body = Path(target).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {target}: {exc.strerror}") from None
+    return body, base_url or settings.feeds.source.url, None
+
+
+def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
+    body, base, ctype = read_target(args.target, settings)
+    page, notes = explain_page(body, base, settings.feeds.source.profile, ctype)
     if args.explain:
         for note in notes:
             print(f"explain: {note}", file=sys.stderr)
     _print_json(page_json(page))
+    return 0
+
+
+def cmd_profile_suggest(args: argparse.Namespace, settings: Settings) -> int:
+    """A commented source profile for a page feedbot has never seen (stdout), and
+    what that profile reads (stderr, or all of it as JSON)."""
+    from feeds.suggest import suggest_profile
+
+    body, base, ctype = read_target(args.target, settings, args.base_url)
+    suggestion = suggest_profile(body, base, ctype)
+    if args.json:
+        _print_json(suggestion.as_json())
+    else:
+        sys.stdout.write(suggestion.toml)
+        for line in suggestion.summary_lines():
+            print(line, file=sys.stderr)
     return 0
 
 
@@ -338,6 +357,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--explain", action="store_true", help="say on stderr how the page was read, and why"
     )
+    p = sub.add_parser("profile", help="source profiles: suggest one for a new page")
+    profile_sub = p.add_subparsers(dest="profile_command", required=True, parser_class=_Parser)
+    p = profile_sub.add_parser(
+        "suggest", help="print a commented source profile for a page feedbot has never seen"
+    )
+    p.add_argument("target", metavar="URL_OR_FILE")
+    p.add_argument("--base-url", metavar="URL", help="the address a saved FILE came from")
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     p = sub.add_parser("feed", help="print the current feed")
     p.add_argument("--format", choices=["atom", "rss", "json"], default="atom")
     p = sub.add_parser("counters", help="print the counters as of a day (default today, London)")
@@ -402,6 +429,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(level, settings.log.format, secrets)
         if args.command == "parse":
             return cmd_parse(args, settings)
+        if args.command == "profile":
+            return cmd_profile_suggest(args, settings)
         if args.command == "check-config":
             return cmd_check_config(args, settings)
         ctx = open_context(settings)

@@ -458,3 +458,52 @@ def test_parse_says_a_statement_page_is_one_statement_and_explains_itself(
     home = cli("--config", str(plain_config), "parse", str(FIXTURES / "pages" / "unknown-cms.html"))
     assert home.rc == 0
     assert json.loads(home.out)["reader"] == "text-layout"
+
+
+@pytest.mark.parametrize("markup", ["unknown-cms", "unknown-table", "unknown-inline"])
+def test_profile_suggest_writes_a_profile_that_reads_the_page(
+    cli: Cli, plain_config: Path, tmp_path: Path, markup: str
+) -> None:
+    page = FIXTURES / "pages" / f"{markup}.html"
+    base = "https://www.rusemb.org.uk/"
+    r = cli("--config", str(plain_config), "profile", "suggest", str(page), "--base-url", base)
+    assert r.rc == 0, r.err
+    assert r.out.startswith("# Source profile suggested by `feedbot profile suggest`")
+    assert "statements: 11" in r.err
+    # An operator saves it and points the settings at it.
+    (tmp_path / "suggested.toml").write_text(r.out, "utf-8")
+    config = write_toml(
+        tmp_path / "suggested-config.toml",
+        {
+            "source": {"url": base, "profile": str(tmp_path / "suggested.toml")},
+            "database": {"url": f"sqlite:///{tmp_path / 's.sqlite3'}"},
+        },
+    )
+    parsed = cli("--config", str(config), "parse", str(page))
+    assert parsed.rc == 0, parsed.err
+    doc = json.loads(parsed.out)
+    assert doc["reader"] == "selectors"
+    # The same statements, dates and links as the default profile reads from the model site.
+    model = cli("--config", str(plain_config), "parse", str(FIXTURES / "site" / "index.html"))
+    expected = json.loads(model.out)
+
+    def read(entries: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return [
+            (e["title"], e["published"], urlsplit(e["url"]).path, e["featured"]) for e in entries
+        ]
+
+    assert read(doc["entries"]) == read(expected["entries"])
+
+
+def test_profile_suggest_on_a_page_without_a_dated_list_is_one_line(
+    cli: Cli, plain_config: Path
+) -> None:
+    r = cli(
+        "--config",
+        str(plain_config),
+        "profile",
+        "suggest",
+        str(FIXTURES / "site" / "fnapr" / "6940.html"),
+    )
+    assert r.rc == 1
+    assert "no repeated block with a date and a link" in r.one_error_line()
