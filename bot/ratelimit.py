@@ -115,20 +115,26 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
     def __init__(self, max_retries: int = 5, paid_broadcast: bool = False) -> None:
         rate = PAID_PER_SECOND if paid_broadcast else GLOBAL_PER_SECOND
         self.pacer = Pacer(rate)
+        # Answers to commands take their own slots, ahead of a broadcast's queue: one
+        # user's /help never waits for a thousand statements. The departure window
+        # below still holds both together to Telegram's count.
+        self.replies = Pacer(rate)
         # Telegram's own count (30, or 1,000) over a window stretched by the margin.
         self.window = DepartureWindow(round(rate / MARGIN), 1.0 / MARGIN)
         self.chats = ChatPacer()
         self.max_retries = max_retries
         self.retries_after_429 = 0
 
-    async def wait_turn(self, chat_id: int | None) -> None:
-        """Wait until one more message (to ``chat_id``) keeps within every limit."""
+    async def wait_turn(self, chat_id: int | None, reply: bool = False) -> None:
+        """Wait until one more message (to ``chat_id``) keeps within every limit;
+        ``reply``: an answer to a command, paced apart from broadcasts."""
         if chat_id is not None:
             await _sleep(self.chats.reserve(chat_id))
-        await _sleep(self.pacer.reserve())
+        pacer = self.replies if reply else self.pacer
+        await _sleep(pacer.reserve())
         # A 429 that came back while this request waited for its slot holds it too.
-        while self.pacer.blocked_until > time.monotonic():
-            await _sleep(self.pacer.reserve())
+        while pacer.blocked_until > time.monotonic():
+            await _sleep(pacer.reserve())
 
     async def initialize(self) -> None:
         pass
@@ -152,7 +158,7 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         paced = bool(rate_limit_args and rate_limit_args.get("paced"))
         for attempt in range(self.max_retries + 1):
             if limited and not (paced and attempt == 0):
-                await self.wait_turn(chat_id)
+                await self.wait_turn(chat_id, reply=not paced)
             if limited:
                 while (hold := self.window.wait()) > 0:
                     await asyncio.sleep(hold)
@@ -165,7 +171,7 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
                 self.retries_after_429 += 1
                 log.warning("Telegram asked to wait %.0fs (%s); waiting", wait, endpoint)
                 # Everyone waits: the limit that was hit is probably the global one.
-                self.pacer.blocked_until = time.monotonic() + wait
+                self.pacer.blocked_until = self.replies.blocked_until = time.monotonic() + wait
                 await asyncio.sleep(wait)
         raise AssertionError("unreachable")
 

@@ -20,6 +20,7 @@ from bot.config import TelegramSettings
 from bot.handlers import BotDeps, Handlers
 from bot.i18n import DEFAULT, LANGUAGES, translator
 from bot.ratelimit import FloodLimiter
+from bot.updates import PerChatUpdateProcessor
 
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "channel_post", "my_chat_member"]
@@ -61,6 +62,7 @@ class TelegramBot:
             )
             .get_updates_request(HTTPXRequest(connect_timeout=10, read_timeout=40))
             .rate_limiter(self.limiter)
+            .concurrent_updates(PerChatUpdateProcessor())
             .job_queue(None)
         )
         if settings.webhook_url:

@@ -98,6 +98,11 @@ class Poller:
             outcome = await asyncio.to_thread(
                 poll_and_queue, self.pipeline, self.bot_store, self.follow_edits, self.clock()
             )
+        except asyncio.CancelledError:
+            # The process is stopping (the fetch in flight ends with it): not a crash,
+            # and nobody awaits this job to hear of it.
+            log.info("poll stopped: the service is shutting down")
+            return None
         except Exception:
             log.exception("poll crashed; trying again after the usual interval")
             self._schedule(next_delay(1, source.poll_seconds, source.backoff_max_seconds))

@@ -16,6 +16,7 @@ from feeds.links import safe_link
 from feeds.model import Counter, Entry
 from feeds.profile import SourceProfile
 from feeds.text import clean, fold, shorten
+from feeds.urls import without_credentials
 
 
 def parse_date(text: str, formats: Iterable[str]) -> dt.date | None:
@@ -27,6 +28,42 @@ def parse_date(text: str, formats: Iterable[str]) -> dt.date | None:
         except ValueError:
             continue
     return None
+
+
+def find_date(text: str, pattern: re.Pattern[str], formats: Iterable[str]) -> dt.date | None:
+    """The date a longer text holds: the first match of ``pattern`` whose ``date``
+    group one of the formats reads; None if none does."""
+    formats = tuple(formats)
+    for match in pattern.finditer(clean(text)):
+        day = parse_date(match.group("date") or "", formats)
+        if day is not None:
+            return day
+    return None
+
+
+# A gap between two things shown on one line: two or more spaces, non-breaking included.
+_GAP = re.compile(r"\s{2,}")
+
+
+def counter_texts(lines: Iterable[str], profile: SourceProfile) -> list[str]:
+    """The counters one element shows, each its own text. The element's lines (its
+    ``<br>``s) are split again at wide gaps; a part that starts with a number and
+    reads as a counter starts a new one, any other part continues the one before
+    (a wide gap inside one counter's words must not cut it short). An element
+    with fewer than two such parts is one text, as it always was."""
+    lines = list(lines)
+    parts: list[str] = []
+    for part in (p for line in lines for p in _GAP.split(line)):
+        part = clean(part)
+        if not part:
+            continue
+        if part[0].isdigit() and parse_counter(part, profile, None) is not None:
+            parts.append(part)
+        elif parts:
+            parts[-1] += " " + part
+    if len(parts) >= 2:
+        return parts
+    return [clean(" ".join(lines))]
 
 
 def parse_counter(text: str, profile: SourceProfile, as_of: dt.date | None) -> Counter | None:
@@ -59,7 +96,7 @@ def make_entry(
     content: str | None = None,
 ) -> Entry:
     # Only http(s) links are kept (a "javascript:" link is dropped, the statement kept).
-    url = safe_link(urldefrag(url).url) if url else None
+    url = safe_link(without_credentials(urldefrag(url).url)) if url else None
     return Entry(
         id=statement_id(url, published, fold(title)),
         title=title,

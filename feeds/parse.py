@@ -19,6 +19,7 @@ A page that yields no statement is a ParseError: never an empty feed.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import replace
 from typing import Any, TypeAlias
@@ -28,12 +29,20 @@ import lxml.html
 from lxml import etree
 
 from feeds.encoding import decode
-from feeds.entries import make_entry, merge_duplicates, parse_counter, parse_date, with_text
+from feeds.entries import (
+    counter_texts,
+    find_date,
+    make_entry,
+    merge_duplicates,
+    parse_counter,
+    parse_date,
+    with_text,
+)
 from feeds.errors import ParseError
-from feeds.layout import LinkIndex, layout_lines
+from feeds.layout import BLOCK_TAGS, CELL_TAGS, HIDDEN_TAGS, LinkIndex, layout_lines
 from feeds.model import Article, Counter, Entry, Page
 from feeds.profile import ListProfile, Selector, SourceProfile
-from feeds.text import clean, clean_paragraphs
+from feeds.text import clean, clean_lined_paragraphs
 from feeds.textpage import count_dated_lines, read_lines
 
 __all__ = ["explain_page", "looks_like_html", "parse_article", "parse_counter", "parse_date"]
@@ -42,7 +51,8 @@ __all__ += ["parse_page"]
 HtmlElement: TypeAlias = Any  # lxml.html.HtmlElement; lxml ships no type information
 
 _LOOKS_HTML = re.compile(rb"<\s*(!doctype|html|head|body|div|p|ul|li|a|span|article|main)\b", re.I)
-_PARAGRAPH_TAGS = ("p", "li", "h2", "h3", "h4", "blockquote", "pre")
+# Hidden by its style: not part of the text a reader sees (as in feeds.layout).
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 
 
 def looks_like_html(body: bytes, content_type: str | None = None) -> bool:
@@ -86,15 +96,107 @@ def _href(element: HtmlElement | None, base_url: str) -> str | None:
     return urljoin(base_url, href)
 
 
+class _Lines:
+    """An element's visible text gathered as a browser breaks it: a block element or
+    two ``<br>`` in a row end a paragraph, one ``<br>`` ends a line. The text stays
+    raw (spaces as written) for the caller to clean or to split at wide gaps."""
+
+    def __init__(self) -> None:
+        self.paragraphs: list[list[str]] = []
+        self._lines: list[str] = []
+        self._chunks: list[str] = []
+        self._breaks = 0  # <br>s since the last visible text
+
+    def text(self, chunk: str) -> None:
+        if chunk.strip():
+            self._breaks = 0
+        self._chunks.append(chunk)
+
+    def line_break(self) -> None:
+        self._lines.append("".join(self._chunks))
+        self._chunks = []
+        self._breaks += 1
+        if self._breaks >= 2:
+            self.paragraph_break()
+
+    def paragraph_break(self) -> None:
+        self._lines.append("".join(self._chunks))
+        self._chunks = []
+        kept = [line for line in self._lines if line.strip()]
+        if kept:
+            self.paragraphs.append(kept)
+        self._lines = []
+        self._breaks = 0
+
+
+def _hidden(element: HtmlElement) -> bool:
+    return (
+        element.tag in HIDDEN_TAGS
+        or element.get("hidden") is not None
+        or element.get("aria-hidden") == "true"
+        or bool(_HIDDEN_STYLE.search(element.get("style") or ""))
+    )
+
+
+def _gather(element: HtmlElement, out: _Lines, top: bool = False) -> None:
+    tag = element.tag if isinstance(element.tag, str) else ""
+    if not tag or _hidden(element):
+        pass  # a comment, or text no reader sees: only the tail is shown
+    elif tag == "br":
+        out.line_break()
+    else:
+        block = tag in BLOCK_TAGS and not top
+        gap = " " if tag in CELL_TAGS else ""  # cells side by side: at least a space
+        if block:
+            out.paragraph_break()
+        out.text(gap + (element.text or ""))
+        for child in element:
+            _gather(child, out)
+        if block:
+            out.paragraph_break()
+        out.text(gap)
+    if element.tail and not top:
+        out.text(element.tail)
+
+
+def _line_paragraphs(element: HtmlElement) -> list[list[str]]:
+    """The element's text as paragraphs of raw lines."""
+    out = _Lines()
+    _gather(element, out, top=True)
+    out.paragraph_break()
+    return out.paragraphs
+
+
 def _paragraphs(element: HtmlElement) -> str:
-    """Block text of an element: one paragraph per <p>/<li>/… or the whole text."""
-    blocks = [b for b in element.iter(*_PARAGRAPH_TAGS) if b is not element]
-    # Outermost blocks only, so a <p> inside an <li> is not read twice.
-    inner = {id(d) for b in blocks for d in b.iterdescendants(*_PARAGRAPH_TAGS)}
-    blocks = [b for b in blocks if id(b) not in inner]
-    if not blocks:
-        return clean(element.text_content())
-    return clean_paragraphs([b.text_content() for b in blocks])
+    """Block text of an element: paragraphs apart by a blank line (blocks, a double
+    ``<br>``), lines within one by a newline (a single ``<br>``)."""
+    return clean_lined_paragraphs(_line_paragraphs(element))
+
+
+def _counters(root: HtmlElement, profile: SourceProfile, as_of: dt.date | None) -> list[Counter]:
+    """Every counter the counter elements show: one element may show several, on
+    lines of their own or apart by a wide gap on one line (as the real site does)."""
+    counters: list[Counter] = []
+    if profile.counters is None:
+        return counters
+    for element in profile.counters(root):
+        lines = [line for paragraph in _line_paragraphs(element) for line in paragraph]
+        for text in counter_texts(lines, profile):
+            counter = parse_counter(text, profile, as_of)
+            if counter is not None:
+                counters.append(counter)
+    return counters
+
+
+def _date_in(
+    element: HtmlElement | None, pattern: re.Pattern[str] | None, formats: tuple[str, ...]
+) -> dt.date | None:
+    """The date an element shows: its whole text, or the pattern's ``date`` group in it."""
+    if element is None:
+        return None
+    if pattern is None:
+        return parse_date(_text(element), formats)
+    return find_date(_text(element), pattern, formats)
 
 
 def _list_entries(
@@ -106,24 +208,19 @@ def _list_entries(
         if not title:
             continue
         date_el = _first(item, lp.date)
+        if date_el is None and lp.date_pattern is not None:
+            date_el = item  # "24.06.2020 - <a>Title</a>": the date is the item's own text
         lead_el = _first(item, lp.lead)
-        lead = _paragraphs(lead_el).replace("\n\n", " ") if lead_el is not None else ""
+        lead = clean(_paragraphs(lead_el)) if lead_el is not None else ""
         url = _href(_first(item, lp.link) if lp.link else _first(item, lp.title), base_url)
-        published = (
-            parse_date(_text(date_el), profile.date_formats) if date_el is not None else None
-        )
+        published = _date_in(date_el, lp.date_pattern, profile.date_formats)
         entries.append(make_entry(title, published, lead, url))
     return entries
 
 
 def _parse_html(root: HtmlElement, base_url: str, profile: SourceProfile) -> Page:
-    as_of = parse_date(_text(_first(root, profile.as_of)), profile.as_of_formats)
-    counters: list[Counter] = []
-    if profile.counters is not None:
-        for element in profile.counters(root):
-            counter = parse_counter(element.text_content(), profile, as_of)
-            if counter is not None:
-                counters.append(counter)
+    as_of = _date_in(_first(root, profile.as_of), profile.as_of_pattern, profile.as_of_formats)
+    counters = _counters(root, profile, as_of)
     entries: list[Entry] = []
     fp = profile.featured
     if fp is not None:

@@ -51,6 +51,7 @@ from feeds.politeness import HostGate
 from feeds.publish import FeedBuilder, publish
 from feeds.render import FeedContext
 from feeds.store import Store, serialise
+from feeds.urls import masked_in_text, page_base, with_credentials_of
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,10 @@ class Pipeline:
             page = None
             if not response.not_modified:
                 page = parse_page(
-                    response.body, response.url, self.config.source.profile, response.content_type
+                    response.body,
+                    page_base(response.url, self.source_url),
+                    self.config.source.profile,
+                    response.content_type,
                 )
                 if not accept_retitles:
                     self._check_titles(page)
@@ -244,7 +248,10 @@ class Pipeline:
         """Read the live page now with the profile, storing nothing (operators' check)."""
         response = self.fetcher.get(self.source_url, source_url=self.source_url)
         return parse_page(
-            response.body, response.url, self.config.source.profile, response.content_type
+            response.body,
+            page_base(response.url, self.source_url),
+            self.config.source.profile,
+            response.content_type,
         )
 
     def publish(self, now: dt.datetime | None = None) -> list[str]:
@@ -269,13 +276,16 @@ class Pipeline:
         with self.gate.turn(statement.url, stop=stop) as cancel:
             try:
                 response = self.fetcher.get(
-                    statement.url,
+                    with_credentials_of(statement.url, self.source_url),
                     allowed_hosts=self.article_hosts(),
                     source_url=self.source_url,
                     cancel=cancel,
                 )
                 article = parse_article(
-                    response.body, response.url, self.config.source.profile, response.content_type
+                    response.body,
+                    page_base(response.url, self.source_url),
+                    self.config.source.profile,
+                    response.content_type,
                 )
             except FetchCancelled:
                 # The poll needed the host, or the process is stopping: not a failure.
@@ -307,7 +317,7 @@ class Pipeline:
             if give_up
             else self.clock() + dt.timedelta(seconds=full_text_retry_delay(attempts))
         )
-        self.store.full_text_failed(statement.id, str(exc), retry_at)
+        self.store.full_text_failed(statement.id, masked_in_text(str(exc)), retry_at)
         metrics.ARTICLES.labels(error_label(exc)).inc()
         if give_up:
             log.warning("full text of %s skipped for good: %s", statement.url, exc)
@@ -370,7 +380,7 @@ class Pipeline:
                 finished_at=self.clock(),
                 result=outcome.result,
                 error_kind=error_label(outcome.error) if outcome.error else None,
-                error=str(outcome.error)[:1000] if outcome.error else None,
+                error=masked_in_text(str(outcome.error))[:1000] if outcome.error else None,
                 entries_on_page=len(outcome.page.entries) if outcome.page else 0,
                 new_statements=len(changes.new) if changes else 0,
                 edited_statements=len(changes.edited) if changes else 0,

@@ -28,6 +28,9 @@ class ListProfile:
     link: Selector
     date: Selector
     lead: Selector
+    # Where a date is written inside other text ("24.06.2020 - Title …"): searched in
+    # the date element's text, or the item's own text when it has no date element.
+    date_pattern: re.Pattern[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,8 @@ class SourceProfile:
     counters: Selector = None
     as_of: Selector = None
     as_of_formats: tuple[str, ...] = ()
+    # The page's date inside other text ("6 July 2020  London 00:43"): its ``date`` group.
+    as_of_pattern: re.Pattern[str] | None = None
     featured: FeaturedProfile | None = None
     archive_url: str | None = None
     archive_list: ListProfile | None = None
@@ -176,6 +181,11 @@ def _strings(data: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _date_pattern(table: Mapping[str, Any], key: str, where: str) -> re.Pattern[str] | None:
+    """An optional pattern whose named group ``date`` is the date, read with the formats."""
+    return _regex(table, key, where, ("date",)) if key in table else None
+
+
 def _list_profile(table: Mapping[str, Any], where: str) -> ListProfile:
     return ListProfile(
         item=_required_css(table, "item", where),
@@ -183,7 +193,15 @@ def _list_profile(table: Mapping[str, Any], where: str) -> ListProfile:
         link=_css(table, "link", where),
         date=_css(table, "date", where),
         lead=_css(table, "lead", where),
+        date_pattern=_date_pattern(table, "date_pattern", where),
     )
+
+
+def _as_of_pattern(table: Mapping[str, Any], where: str) -> re.Pattern[str] | None:
+    pattern = _date_pattern(table, "pattern", where)
+    if pattern is not None and not table.get("selector"):
+        raise ConfigError(f"{where}.pattern: needs a selector for the element holding the date")
+    return pattern
 
 
 def _whole(table: Mapping[str, Any], key: str, where: str, default: int, least: int) -> int:
@@ -267,6 +285,7 @@ def load_profile(data: Mapping[str, Any], where: str = "profile") -> SourceProfi
         counters=_css(counters, "selector", f"{where}.counters"),
         as_of=_css(as_of, "selector", f"{where}.as_of"),
         as_of_formats=_strings(as_of, "formats", f"{where}.as_of"),
+        as_of_pattern=_as_of_pattern(as_of, f"{where}.as_of"),
         list=_list_profile(_table(data, "list", where), f"{where}.list"),
         featured=featured,
         article=article,

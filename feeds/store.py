@@ -39,6 +39,7 @@ from feeds.schema import (
     statement_versions,
     statements,
 )
+from feeds.urls import without_credentials
 
 log = logging.getLogger(__name__)
 
@@ -539,6 +540,7 @@ class Store:
     # -- polls and source state ------------------------------------------
 
     def source_state(self, url: str) -> SourceState:
+        url = without_credentials(url)  # keyed without a fetch password
         with self._conn() as c:
             row = c.execute(sa.select(source_state).where(source_state.c.url == url)).first()
         if row is None:
@@ -548,9 +550,10 @@ class Store:
 
     def save_source_state(self, state: SourceState, conn: Connection | None = None) -> None:
         values = {k: getattr(state, k) for k in SourceState.__dataclass_fields__}
+        values["url"] = without_credentials(state.url)
         with self._conn(conn) as c:
             updated = c.execute(
-                source_state.update().where(source_state.c.url == state.url).values(**values)
+                source_state.update().where(source_state.c.url == values["url"]).values(**values)
             )
             if updated.rowcount == 0:
                 c.execute(source_state.insert().values(**values))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable, Sequence
 
 _SPACE = re.compile(r"\s+")
 # Zero-width characters and soft hyphens: invisible, but they break comparisons.
@@ -28,6 +29,14 @@ def clean(text: str) -> str:
 def clean_paragraphs(paragraphs: list[str]) -> str:
     """Paragraphs cleaned one by one, empty ones dropped, joined by a blank line."""
     return "\n\n".join(p for p in (clean(p) for p in paragraphs) if p)
+
+
+def clean_lined_paragraphs(paragraphs: Iterable[Sequence[str]]) -> str:
+    """Paragraphs given as their lines (a line break is a ``<br>``): each line
+    cleaned, blank lines and empty paragraphs dropped; lines joined by a newline,
+    paragraphs by a blank line."""
+    kept = ("\n".join(s for s in (clean(line) for line in lines) if s) for lines in paragraphs)
+    return "\n\n".join(p for p in kept if p)
 
 
 def fold(text: str) -> str:
