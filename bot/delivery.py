@@ -27,6 +27,7 @@ from bot import metrics
 from bot.answers import Action, action_for
 from bot.i18n import DEFAULT, N_, language_for, translator
 from bot.messages import bundle_message, button_url, counters_message, statement_message
+from bot.outbox import FLOOD, read_flood_ref
 from bot.ratelimit import FloodLimiter
 from bot.store import BotStore, OutboxItem
 from feeds.clock import utcnow
@@ -173,6 +174,10 @@ class Sender:
                 else None
             )
             return statement_message(statement, lang), button
+        if item.kind == FLOOD:
+            count, ids = read_flood_ref(item.ref)
+            statements = [s for i in ids if (s := self.store.statement(i)) is not None]
+            return bundle_message(statements, self._language(item.chat_id), total=count), None
         if item.kind == "counters":
             day = dt.date.fromisoformat(item.ref)
             lang = self._language(item.chat_id)

@@ -186,10 +186,13 @@ def latest_message(statements: Sequence[Statement], lang: str = "en") -> list[st
 BUNDLE_LISTED = 30
 
 
-def bundle_message(statements: Sequence[Statement], lang: str = "en") -> list[str]:
-    """Several statements in one message: date and linked title each."""
+def bundle_message(
+    statements: Sequence[Statement], lang: str = "en", total: int | None = None
+) -> list[str]:
+    """Several statements in one message: date and linked title each (``total``: how
+    many there are in all, when only the first are given)."""
     shown = list(statements)[:BUNDLE_LISTED]
-    n = len(statements)
+    n = max(total or 0, len(statements))
     ngettext = plural(lang)
     header = ngettext("{n} new statement", "{n} new statements", n).format(n=n)
     blocks = [Block(html=f"<b>{html.escape(header, quote=False)}</b>")]

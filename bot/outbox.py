@@ -7,12 +7,30 @@ and its deliveries commit (or roll back) together: none is lost, none queued twi
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Sequence
 
 from sqlalchemy.engine import Connection
 
+from bot.messages import BUNDLE_LISTED
 from bot.store import BotStore
 from feeds.model import Changes
 from feeds.store import Store
+
+# More new statements than this in one poll (a backlog published at once, a first poll
+# after a long outage) reach each chat as one summary, not as one message each.
+FLOOD_STATEMENTS = 20
+FLOOD = "flood"
+
+
+def flood_ref(count: int, newest: Sequence[str]) -> str:
+    """The outbox ref of a flood summary: how many, and the ids of the newest shown."""
+    return json.dumps({"count": count, "ids": list(newest)}, separators=(",", ":"))
+
+
+def read_flood_ref(ref: str) -> tuple[int, list[str]]:
+    doc = json.loads(ref)
+    return int(doc["count"]), [str(i) for i in doc["ids"]]
 
 
 def queue_changes(
@@ -27,7 +45,11 @@ def queue_changes(
     past: nobody is notified."""
     if changes.first_fill:
         return
-    if changes.new:
+    if len(changes.new) > FLOOD_STATEMENTS:
+        # Queued as one row per chat, before anything is queued per statement.
+        newest = [s.id for s in changes.new[:BUNDLE_LISTED]]
+        bot_store.enqueue(FLOOD, [flood_ref(len(changes.new), newest)], now, conn)
+    elif changes.new:
         # Oldest first, so each chat receives them in publication order.
         bot_store.enqueue_statements(list(reversed(changes.new)), now, conn)
     if changes.edited and follow_edits:
