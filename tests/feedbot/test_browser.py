@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +19,9 @@ from feedbot.app import Context, build_web, open_context
 from feedbot.settings import Settings
 from feeds.pipeline import Pipeline
 from tests.conftest import FIXTURES
+from tests.support.chromium import require_chromium
 from tests.support.fake_source import FakeSource
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)"
-)
 HOSTILE_TITLE = '<script>document.title="pwned";window.pwned=1</script> <b>Bold?</b> & more'
 
 
@@ -83,7 +79,7 @@ def page(tmp_path: Path) -> Iterator[object]:
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=require_chromium(),
             args=[
                 "--no-sandbox",
                 "--disable-gpu",

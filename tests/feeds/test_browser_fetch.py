@@ -4,7 +4,7 @@ headless Chromium through Playwright, within the same limits as the plain fetche
 The pages are served by FakeSource from ``tests/fixtures/js-site`` (a home page
 whose statements a script writes, and a CDN-style check page that sets a cookie
 and reloads). These tests need Chromium at /usr/bin/chromium (``.ci/run``
-installs Debian's); without it they fail, saying so, rather than skip.
+installs Debian's); see tests/support/chromium.py for when they skip.
 """
 
 from __future__ import annotations
@@ -44,13 +44,13 @@ from feeds.pipeline import Pipeline
 from feeds.profile import load_profile
 from feeds.store import Store
 from feeds.text import clean
+from tests.support.chromium import CHROMIUM, require_chromium
 from tests.support.fake_source import FakeSource
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 JS_SITE = FIXTURES / "js-site"
 PROFILE_PATH = ROOT / "config" / "sources" / "embassy-uk.toml"
-CHROMIUM = os.environ.get("FEEDBOT_TEST_CHROMIUM", "/usr/bin/chromium")
 READY = "ul.news-list li.news-item, .article-text"  # what make_fetcher waits for
 FAST = FetchSettings(allow_private_addresses=True, retries=0, deadline=10.0, max_bytes=1_000_000)
 
@@ -64,13 +64,13 @@ def profile() -> Any:
 PROFILE = profile()
 
 
+@pytest.fixture(autouse=True)
+def _chromium() -> None:
+    require_chromium()
+
+
 def browser(fetch: FetchSettings = FAST) -> BrowserFetcher:
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(
-            f"Chromium is not installed at {CHROMIUM}: these tests need Debian's chromium "
-            "(apt-get install chromium; .ci/run does) or FEEDBOT_TEST_CHROMIUM=/path/to/chromium"
-        )
-    return BrowserFetcher(fetch, CHROMIUM, wait_for=READY)
+    return BrowserFetcher(fetch, require_chromium(), wait_for=READY)
 
 
 @pytest.fixture(scope="module")
