@@ -331,7 +331,7 @@ def _date(value: str) -> dt.date:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:
-        # argparse prints the whole usage; SPEC asks for one clear line.
+        # argparse prints the whole usage; every failure here is one clear line.
         self.exit(2, f"feedbot: {message} (see feedbot --help)\n")
 
 
@@ -460,7 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str, code: int, secrets: tuple[str, ...]) -> int:
-    """The one line on stderr every failed command ends with (SPEC: exit codes)."""
+    """The one line on stderr every failed command ends with (README: exit codes)."""
     # Redacted before it is shortened, so no part of a secret survives a cut.
     line = " ".join(redact(f"feedbot: {message}", secrets).split())
     if len(line) > 500:
