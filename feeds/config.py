@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -352,3 +353,9 @@ def load_feeds_config(doc: Mapping[str, Any], path: Path, env: Mapping[str, str]
     return FeedsConfig(
         source=source, fetch=fetch, publish=feeds, database_url=database_url, path=path
     )
+
+
+def load_feeds_file(path: Path, env: Mapping[str, str] | None = None) -> FeedsConfig:
+    """The source side's settings alone, from a settings file and the environment
+    (the process's other sections are the process's business)."""
+    return load_feeds_config(read_toml(path), path, os.environ if env is None else env)

@@ -7,9 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from feedbot.cli import main
-from feedbot.settings import Settings, load_settings
 from feeds.backfill import backfill
+from feeds.config import FeedsConfig, load_feeds_file
 from feeds.fetch import Fetcher
 from feeds.store import Store
 from tests.conftest import FIXTURES, ConfigFactory
@@ -27,8 +26,8 @@ def archive() -> Iterator[FakeSource]:
 
 
 @pytest.fixture
-def archive_settings(make_config: ConfigFactory, archive: FakeSource) -> Settings:
-    return load_settings(make_config(archive.url + "/"), env={})
+def archive_settings(make_config: ConfigFactory, archive: FakeSource) -> FeedsConfig:
+    return load_feeds_file(make_config(archive.url + "/"), env={})
 
 
 def stored_paths(store: Store, base: str) -> set[str]:
@@ -36,12 +35,12 @@ def stored_paths(store: Store, base: str) -> set[str]:
 
 
 def test_walks_every_page_and_stores_each_statement_once(
-    archive_settings: Settings, store: Store, archive: FakeSource
+    archive_settings: FeedsConfig, store: Store, archive: FakeSource
 ) -> None:
-    fetcher = Fetcher(archive_settings.feeds.fetch)
+    fetcher = Fetcher(archive_settings.fetch)
     seen: list[str] = []
     result = backfill(
-        archive_settings.feeds,
+        archive_settings,
         store,
         fetcher,
         progress=lambda r, url: seen.append(url),
@@ -58,16 +57,16 @@ def test_walks_every_page_and_stores_each_statement_once(
 
 
 def test_a_broken_page_stops_the_walk_and_a_rerun_resumes_after_the_last_good_page(
-    archive_settings: Settings, store: Store, archive: FakeSource
+    archive_settings: FeedsConfig, store: Store, archive: FakeSource
 ) -> None:
     archive.misbehave("/fnapr/?page=3", "status", status=500, times=10)
-    fetcher = Fetcher(archive_settings.feeds.fetch, sleep=lambda _s: None)
-    first = backfill(archive_settings.feeds, store, fetcher, sleep=lambda _s: None)
+    fetcher = Fetcher(archive_settings.fetch, sleep=lambda _s: None)
+    first = backfill(archive_settings, store, fetcher, sleep=lambda _s: None)
     assert not first.finished and first.error is not None and first.pages == 2
     assert len(stored_paths(store, archive.url)) == 11  # pages 1 and 2, one overlap
     archive.clear()
     before = archive.count("/fnapr/")
-    second = backfill(archive_settings.feeds, store, fetcher, sleep=lambda _s: None)
+    second = backfill(archive_settings, store, fetcher, sleep=lambda _s: None)
     fetcher.close()
     assert second.finished and second.skipped == 2 and second.pages == 2
     assert archive.count("/fnapr/") == before  # walked pages are not fetched again
@@ -75,13 +74,13 @@ def test_a_broken_page_stops_the_walk_and_a_rerun_resumes_after_the_last_good_pa
     assert store.archive_progress() == {}  # a finished walk starts afresh next time
 
 
-def test_bounds(archive_settings: Settings, store: Store, archive: FakeSource) -> None:
-    fetcher = Fetcher(archive_settings.feeds.fetch)
-    result = backfill(archive_settings.feeds, store, fetcher, max_pages=1, sleep=lambda _s: None)
+def test_bounds(archive_settings: FeedsConfig, store: Store, archive: FakeSource) -> None:
+    fetcher = Fetcher(archive_settings.fetch)
+    result = backfill(archive_settings, store, fetcher, max_pages=1, sleep=lambda _s: None)
     # A bounded walk stops where a rerun goes on from.
     assert result.bounded and not result.finished and result.pages == 1 and result.new == 6
     since = backfill(
-        archive_settings.feeds, store, fetcher, since=dt.date(2020, 6, 1), sleep=lambda _s: None
+        archive_settings, store, fetcher, since=dt.date(2020, 6, 1), sleep=lambda _s: None
     )
     fetcher.close()
     assert since.finished
@@ -89,23 +88,3 @@ def test_bounds(archive_settings: Settings, store: Store, archive: FakeSource) -
     # Page 1 is not read again; page 2 reaches older statements, so the walk ends there.
     assert (since.skipped, since.pages) == (1, 1)
     assert archive.count("/fnapr/") == 1
-
-
-def test_backfilled_statements_are_not_pushed_to_subscribers(
-    make_config: ConfigFactory, archive: FakeSource, capsys: pytest.CaptureFixture[str]
-) -> None:
-    path = make_config(archive.url + "/")
-    assert main(["--config", str(path), "poll"]) == 0
-    from feedbot.app import open_context
-
-    ctx = open_context(load_settings(path, env={}))
-    ctx.bot_store.subscribe(7, "private", dt.datetime.now(dt.UTC))
-    capsys.readouterr()
-    assert main(["--config", str(path), "backfill"]) == 0
-    out = capsys.readouterr().out
-    assert "4 archive pages read; 23 statements, 20 new" in out
-    assert ctx.store.count_statements() == 31
-    assert ctx.bot_store.outbox_counts() == {}
-    feed = (ctx.settings.feeds.publish.folder / "statements.atom").read_text("utf-8")
-    assert "Archived statement number 20" in feed
-    ctx.close()

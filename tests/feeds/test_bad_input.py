@@ -20,7 +20,7 @@ import pytest
 from lxml import etree
 from prometheus_client import REGISTRY
 
-from feedbot.settings import Settings, load_settings
+from feeds.config import FeedsConfig, load_feeds_file
 from feeds.errors import (
     ParseError,
     SourceError,
@@ -54,14 +54,14 @@ XML_FORBIDDEN = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 @pytest.fixture
-def settings(make_config: Callable[..., Path], source: FakeSource) -> Settings:
+def settings(make_config: Callable[..., Path], source: FakeSource) -> FeedsConfig:
     """The conftest settings with small time limits and a known back-off."""
     path = make_config(
         source.url + "/",
         fetch=FETCH,
         source={"poll_seconds": POLL_SECONDS, "backoff_max_seconds": BACKOFF_MAX},
     )
-    return load_settings(path, env={})
+    return load_feeds_file(path, env={})
 
 
 def feed_files(folder: Path) -> dict[str, bytes]:
@@ -78,13 +78,13 @@ def poll_errors_total(kind: str) -> float:
     return REGISTRY.get_sample_value("feedbot_poll_errors_total", {"kind": kind}) or 0.0
 
 
-def good_first_poll(pipeline: Pipeline, store: Store, settings: Settings) -> dict[str, bytes]:
+def good_first_poll(pipeline: Pipeline, store: Store, settings: FeedsConfig) -> dict[str, bytes]:
     first = pipeline.poll()
     assert first.result == "ok", first.error
     assert first.changes is not None
     assert len(first.changes.new) == STATEMENTS_ON_INDEX
     assert store.count_statements() == STATEMENTS_ON_INDEX
-    files = feed_files(settings.feeds.publish.folder)
+    files = feed_files(settings.publish.folder)
     assert {"statements.atom", "statements.rss", "statements.json", "counters.atom"} <= set(files)
     return files
 
@@ -164,11 +164,11 @@ def test_bad_answer_keeps_store_and_feeds_and_backs_off(
     bad: Bad,
     pipeline: Pipeline,
     store: Store,
-    settings: Settings,
+    settings: FeedsConfig,
     source: FakeSource,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    url = settings.feeds.source.url
+    url = settings.source.url
     files = good_first_poll(pipeline, store, settings)
     before = store.statements()
     failed_metric = polls_total("failed")
@@ -188,7 +188,7 @@ def test_bad_answer_keeps_store_and_feeds_and_backs_off(
         assert "poll failed" in outcome.summary()
         # Nothing stored, nothing lost, no feed file touched.
         assert store.statements() == before
-        assert feed_files(settings.feeds.publish.folder) == files
+        assert feed_files(settings.publish.folder) == files
         # Recorded, counted, logged.
         newest = store.recent_polls(1)[0]
         assert newest.result == "failed"
@@ -241,9 +241,9 @@ def test_bad_answer_keeps_store_and_feeds_and_backs_off(
 
 
 def test_back_off_grows_to_the_cap_and_resets_on_recovery(
-    pipeline: Pipeline, store: Store, settings: Settings, source: FakeSource
+    pipeline: Pipeline, store: Store, settings: FeedsConfig, source: FakeSource
 ) -> None:
-    url = settings.feeds.source.url
+    url = settings.source.url
     good_first_poll(pipeline, store, settings)
     source.misbehave("/", "status", status=502)
     delays = [pipeline.poll().next_delay for _ in range(8)]
@@ -287,7 +287,7 @@ def test_statements_missing_from_the_page_are_kept(
     gone: int,
     pipeline: Pipeline,
     store: Store,
-    settings: Settings,
+    settings: FeedsConfig,
     source: FakeSource,
 ) -> None:
     good_first_poll(pipeline, store, settings)
@@ -315,7 +315,7 @@ def test_statements_missing_from_the_page_are_kept(
             was.published,
         )
     # Still published.
-    feed = feedparser.parse((settings.feeds.publish.folder / "statements.atom").read_bytes())
+    feed = feedparser.parse((settings.publish.folder / "statements.atom").read_bytes())
     assert feed.bozo == 0
     assert len(feed.entries) == STATEMENTS_ON_INDEX
     assert {before[sid].title for sid in missing} <= {e.title for e in feed.entries}
@@ -357,7 +357,7 @@ def tricky_page() -> bytes:
 
 
 def test_titles_with_markup_and_control_characters_yield_valid_feeds(
-    pipeline: Pipeline, store: Store, settings: Settings, source: FakeSource
+    pipeline: Pipeline, store: Store, settings: FeedsConfig, source: FakeSource
 ) -> None:
     source.set_body("/", tricky_page())
     outcome = pipeline.poll()
@@ -369,7 +369,7 @@ def test_titles_with_markup_and_control_characters_yield_valid_feeds(
     assert any(t == "Tom & Jerry <b>not bold</b> ]]> the end" for t in stored)
     assert not any(re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", t) for t in stored)
 
-    folder = settings.feeds.publish.folder
+    folder = settings.publish.folder
     for name in XML_FEEDS:
         data = (folder / name).read_bytes()
         assert not XML_FORBIDDEN.search(data), name

@@ -14,8 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feedbot.settings import Settings
-from feeds.config import FetchSettings
+from feeds.config import FeedsConfig, FetchSettings
 from feeds.encoding import decode
 from feeds.fetch import Fetcher
 from feeds.parse import parse_page
@@ -93,14 +92,12 @@ def test_one_bad_byte_among_cyrillic_costs_one_character(
 
 
 def test_one_bad_byte_leaves_every_title_readable(
-    source: FakeSource, fetcher: Fetcher, settings: Settings
+    source: FakeSource, fetcher: Fetcher, settings: FeedsConfig
 ) -> None:
     body = with_bad_byte(page("utf-8"), "Посольство")
     source.set_body("/page", body, content_type="text/html; charset=utf-8")
     response = fetcher.get(source.url + "/page")
-    parsed = parse_page(
-        response.body, response.url, settings.feeds.source.profile, response.content_type
-    )
+    parsed = parse_page(response.body, response.url, settings.source.profile, response.content_type)
     assert [e.title for e in parsed.entries] == TITLES
     assert parsed.entries[0].summary.startswith("Посольство\ufffdнапоминает: приём")
 

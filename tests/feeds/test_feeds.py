@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from feedbot.settings import load_settings
 from feeds import render
+from feeds.config import load_feeds_file
 from feeds.fetch import Fetcher
 from feeds.model import Statement, StoredCounter
 from feeds.pipeline import Pipeline
@@ -104,11 +104,11 @@ def walk_archives(folder: Path) -> list[str]:
 def test_archives_let_a_reader_walk_the_whole_history(
     make_config: ConfigFactory, store: Store, source: FakeSource
 ) -> None:
-    settings = load_settings(make_config(source.url + "/", feeds={"entries": 4}), env={})
-    fetcher = Fetcher(settings.feeds.fetch)
-    pipeline = Pipeline(settings.feeds, store, fetcher, sleep=lambda _s: None)
+    settings = load_feeds_file(make_config(source.url + "/", feeds={"entries": 4}), env={})
+    fetcher = Fetcher(settings.fetch)
+    pipeline = Pipeline(settings, store, fetcher, sleep=lambda _s: None)
     pipeline.poll()
-    folder = settings.feeds.publish.folder
+    folder = settings.publish.folder
     # An archive is cut only when 4 statements remain for the subscription document.
     assert len(read(folder / "statements.atom").entries) == 7
     assert sorted((folder / "archive").iterdir()) == [folder / "archive" / "statements-1.atom"]

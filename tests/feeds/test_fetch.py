@@ -18,8 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feedbot.settings import Settings, load_settings
-from feeds.config import FetchSettings
+from feeds.config import FeedsConfig, FetchSettings, load_feeds_file
 from feeds.errors import (
     AddressNotAllowed,
     FetchError,
@@ -91,15 +90,15 @@ def fails(exc_type: type[BaseException], call: Callable[[], object]) -> tuple[Ba
 # --- headers and validators ---------------------------------------------------------
 
 
-def test_sends_the_configured_user_agent(settings: Settings, source: FakeSource) -> None:
-    fetcher = Fetcher(settings.feeds.fetch, sleep=lambda _s: None)
+def test_sends_the_configured_user_agent(settings: FeedsConfig, source: FakeSource) -> None:
+    fetcher = Fetcher(settings.fetch, sleep=lambda _s: None)
     try:
         response = fetcher.get(source.url + "/")
     finally:
         fetcher.close()
     assert response.status == 200
     sent = source.requests[-1].headers
-    assert sent["User-Agent"] == settings.feeds.fetch.user_agent
+    assert sent["User-Agent"] == settings.fetch.user_agent
     assert sent["User-Agent"].startswith("feedbot/")
     assert "python-requests" not in sent["User-Agent"]
     assert "text/html" in sent["Accept"]
@@ -110,8 +109,8 @@ def test_user_agent_comes_from_the_settings_file(
 ) -> None:
     agent = "statement-watcher/2.3 (+mailto:ops@feeds.test)"
     path = make_config(source.url + "/", fetch={"user_agent": agent})
-    settings = load_settings(path, env={})  # type: ignore[arg-type]
-    fetcher = Fetcher(settings.feeds.fetch, sleep=lambda _s: None)
+    settings = load_feeds_file(path, env={})  # type: ignore[arg-type]
+    fetcher = Fetcher(settings.fetch, sleep=lambda _s: None)
     try:
         fetcher.get(source.url + "/fnapr/6940")
     finally:
@@ -443,7 +442,7 @@ def russian_page(charset_meta: str | None) -> str:
 
 
 def test_utf8_page_with_a_wrong_charset_header(
-    make_client: MakeClient, source: FakeSource, settings: Settings
+    make_client: MakeClient, source: FakeSource, settings: FeedsConfig
 ) -> None:
     client = make_client()
     source.set_body("/ru", russian_page(None).encode("utf-8"))
@@ -451,9 +450,7 @@ def test_utf8_page_with_a_wrong_charset_header(
     response = client.fetcher.get(source.url + "/ru")
     assert response.content_type is not None
     assert "iso-8859-1" in response.content_type
-    page = parse_page(
-        response.body, response.url, settings.feeds.source.profile, response.content_type
-    )
+    page = parse_page(response.body, response.url, settings.source.profile, response.content_type)
     assert [e.title for e in page.entries] == RU_TITLES
     assert page.entries[0].summary == RU_LEAD
     assert page.entries[0].published == dt.date(2020, 7, 1)
@@ -461,7 +458,7 @@ def test_utf8_page_with_a_wrong_charset_header(
 
 
 def test_windows_1251_page_declared_in_meta_only(
-    make_client: MakeClient, source: FakeSource, settings: Settings
+    make_client: MakeClient, source: FakeSource, settings: FeedsConfig
 ) -> None:
     client = make_client()
     body = russian_page("windows-1251").encode("cp1251")
@@ -470,9 +467,7 @@ def test_windows_1251_page_declared_in_meta_only(
     source.set_body("/ru", body, content_type="text/html")
     response = client.fetcher.get(source.url + "/ru")
     assert response.content_type == "text/html"
-    page = parse_page(
-        response.body, response.url, settings.feeds.source.profile, response.content_type
-    )
+    page = parse_page(response.body, response.url, settings.source.profile, response.content_type)
     assert [e.title for e in page.entries] == RU_TITLES
     assert all(e.summary == RU_LEAD for e in page.entries)
 

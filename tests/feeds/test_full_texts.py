@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from feedbot.settings import load_settings
+from feeds.config import load_feeds_file
 from feeds.fetch import Fetcher
 from feeds.pipeline import FULL_TEXT_RETRY_SECONDS, Pipeline, full_text_retry_delay
 from feeds.store import Store
@@ -47,9 +47,9 @@ def make_pipeline(
     **fetch: object,
 ) -> Iterator[Pipeline]:
     # One request a try: the fetcher's own retries would blur the count.
-    settings = load_settings(make_config(source.url + "/", fetch={"retries": 0, **fetch}), env={})
-    fetcher = Fetcher(settings.feeds.fetch, sleep=lambda _s: None)
-    yield Pipeline(settings.feeds, store, fetcher, clock=clock)
+    settings = load_feeds_file(make_config(source.url + "/", fetch={"retries": 0, **fetch}), env={})
+    fetcher = Fetcher(settings.fetch, sleep=lambda _s: None)
+    yield Pipeline(settings, store, fetcher, clock=clock)
     fetcher.close()
 
 

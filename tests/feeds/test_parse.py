@@ -154,6 +154,14 @@ def test_a_page_with_no_statements_is_an_error_not_an_empty_feed(body: bytes) ->
             {"text": {"entry": "(?P<date>x)(?P<title>y)", "end": "(unclosed"}},
             "profile.text.end: invalid",
         ),
+        ({"as_of": {"pattern": "(?P<date>"}}, "profile.as_of.pattern: invalid regular"),
+        ({"as_of": {"pattern": r"\d+ \w+ \d{4}"}}, "profile.as_of.pattern: .*named groups date"),
+        (
+            {"as_of": {"selector": "", "pattern": "(?P<date>.+)"}},
+            "profile.as_of.pattern: needs a selector",
+        ),
+        ({"list": {"date_pattern": "(?P<day>.+)"}}, "profile.list.date_pattern: .*groups date"),
+        ({"list": {"date_pattern": "[0-9"}}, "profile.list.date_pattern: invalid regular"),
     ],
 )
 def test_profile_mistakes_name_the_key(change: dict[str, Any], message: str) -> None:
@@ -163,8 +171,9 @@ def test_profile_mistakes_name_the_key(change: dict[str, Any], message: str) -> 
             data[key] = {**data.get(key, {}), **value}
         else:
             data[key] = value
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")) as raised:
         load_profile(data)
+    assert "\n" not in str(raised.value)  # one line, naming the key
 
 
 # -- properties ----------------------------------------------------------------
@@ -269,3 +278,121 @@ def test_an_impossible_counter_is_ignored() -> None:
         b"</body></html>"
     )
     assert parse_page(body, BASE, PROFILE).counters == []
+
+
+# -- text gathered from an element: <br> breaks lines, a double <br> paragraphs ------
+
+
+def test_featured_text_keeps_its_br_paragraphs_and_lines() -> None:
+    """header-one-line: the featured text is one <font> broken by <br>s."""
+    page = parse_page(
+        (PAGES / "header-one-line.html").read_bytes(),
+        "https://consulate.example/",
+        profile_from(PAGES / "header-one-line.toml"),
+    )
+    assert page.entries[0].content == (
+        "Dear colleagues,\n\n"
+        "Thank you for coming on such a cold evening.\n"
+        "Our doors stay open\non weekdays from nine to five.\n\n"
+        "We look forward to a busy spring."
+    )
+
+
+LINE = TEXT.filter(lambda s: bool(clean(s)))
+# What may stand between two <br>s and still leave the line between them blank.
+BLANK = st.sampled_from(["", " ", "\n  ", "&nbsp;", "\u200b", "<!-- x -->"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(LINE, min_size=1, max_size=4), min_size=1, max_size=5), st.data())
+def test_br_breaks_lines_and_a_double_br_paragraphs(
+    paragraphs: list[list[str]], data: st.DataObject
+) -> None:
+    def br() -> str:
+        return f"<br>{data.draw(BLANK)}"
+
+    text = (br() * 2).join(br().join(html.escape(line) for line in p) for p in paragraphs)
+    body = f'<html><body><div class="article-text">{text}</div></body></html>'.encode()
+    article = parse_article(body, BASE + "fnapr/1", PROFILE)
+
+    assert article.content == "\n\n".join("\n".join(clean(line) for line in p) for p in paragraphs)
+
+
+# -- several counters in one element -------------------------------------------
+
+
+def _counters_page(inner: str) -> bytes:
+    return (
+        '<html><body><span class="today-date">6 July 2020</span>'
+        f"<ul class='counters'><li class='counter'>{inner}</li></ul>"
+        '<ul class="news-list"><li class="news-item"><a class="news-title" href="/x">t</a></li></ul>'
+        "</body></html>"
+    ).encode()
+
+
+WORD = st.sampled_from(["the", "talks", "visit", "of", "closure", "office", "a", "notes"])
+PHRASE = st.lists(WORD, min_size=1, max_size=6).map(" ".join)
+GAP = st.lists(st.sampled_from([" ", "\xa0", "&nbsp;"]), min_size=2, max_size=40).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 36500), PHRASE, st.one_of(st.none(), PHRASE)),
+        min_size=2,
+        max_size=2,
+    ),
+    st.one_of(GAP, st.just("<br>")),
+)
+def test_two_counters_in_one_element_read_back_as_two(
+    counters: list[tuple[int, str, str | None]], between: str
+) -> None:
+    """The real site shows both counters on one line, apart by a long run of
+    spaces; a line break between them reads the same."""
+    texts = [
+        f"{days} days have passed since {subject}" + (f" - {note}" if note else "")
+        for days, subject, note in counters
+    ]
+    page = parse_page(_counters_page(between.join(texts)), BASE, PROFILE)
+
+    assert [(c.days, c.subject, c.note) for c in page.counters] == counters
+    assert [c.since for c in page.counters] == [
+        dt.date(2020, 7, 6) - dt.timedelta(days=days) for days, _, _ in counters
+    ]
+
+
+@given(st.integers(0, 36500), PHRASE, PHRASE, GAP, GAP)
+def test_a_wide_gap_inside_one_counter_does_not_cut_it(
+    days: int, subject: str, note: str, gap: str, other: str
+) -> None:
+    """Only a part that reads as a counter of its own starts one: a gap before the
+    note, or before a number that is not a counter, leaves one counter whole."""
+    line = f"{days} days have passed since {subject}{gap}- {note}{other}2020 talks"
+    (counter,) = parse_page(_counters_page(line), BASE, PROFILE).counters
+    assert (counter.days, counter.subject, counter.note) == (days, subject, f"{note} 2020 talks")
+
+
+# -- dates inside other text: as_of.pattern and list.date_pattern ---------------------
+
+DATES_IN_TEXT = profile_from(PAGES / "header-one-line.toml")
+CLOCKS = st.sampled_from(["", " London 09:15 | Moscow 12:15", "\xa0\xa0 London 23:59", ", Friday"])
+
+
+@given(st.dates(dt.date(1990, 1, 1), dt.date(2100, 12, 31)), CLOCKS, st.dates(dt.date(1000, 1, 1)), st.data())
+def test_dates_are_read_out_of_longer_texts(
+    as_of: dt.date, clocks: str, listed: dt.date, data: st.DataObject
+) -> None:
+    """The page's date before the clocks, an item's date before its title."""
+    before = data.draw(st.sampled_from(["", " ", "(", "\n  "]))
+    body = (
+        f'<table><tr><td class="today">{as_of:%d %B %Y}{html.escape(clocks)}</td></tr></table>'
+        f'<ul class="notes"><li>{before}{listed:%d.%m.%Y} - <a href="/n/1">A notice</a></li>'
+        f'<li><a href="/n/2">A notice without a date</a> 01.02.2003</li></ul>'
+    ).encode()
+    page = parse_page(body, "https://consulate.example/", DATES_IN_TEXT)
+
+    assert page.as_of == as_of
+    assert [(e.title, e.published) for e in page.entries] == [
+        ("A notice", listed),
+        ("A notice without a date", None),  # a date later in the text is not the item's
+    ]

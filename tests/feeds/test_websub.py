@@ -18,7 +18,7 @@ import feedparser
 import pytest
 from prometheus_client import REGISTRY
 
-from feedbot.settings import load_settings
+from feeds.config import load_feeds_file
 from feeds.fetch import Fetcher
 from feeds.pipeline import Pipeline
 from feeds.store import Store
@@ -102,10 +102,10 @@ def make_pipeline(
     fetchers: list[Fetcher] = []
 
     def make(env: dict[str, str] | None = None, **sections: dict[str, Any]) -> Pipeline:
-        settings = load_settings(make_config(source.url + "/", **sections), env=env or {})
-        fetcher = Fetcher(settings.feeds.fetch, sleep=lambda _s: None)
+        settings = load_feeds_file(make_config(source.url + "/", **sections), env=env or {})
+        fetcher = Fetcher(settings.fetch, sleep=lambda _s: None)
         fetchers.append(fetcher)
-        return Pipeline(settings.feeds, store, fetcher, sleep=lambda _s: None)
+        return Pipeline(settings, store, fetcher, sleep=lambda _s: None)
 
     yield make
     for f in fetchers:
