@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -101,6 +102,15 @@ MARKS = ("Bench first-message statement one", "Bench first-message statement two
 LEAD = "A lead written for the first-message benchmark."
 CLOSED_PORT = "http://localhost:1"  # nothing listens on port 1: connections are refused
 IDLE_QUIET = 3.0  # no statement-page request for this long: the full texts are done
+
+
+WALL_NOTE = """\
+poll wall time: the polls table's duration_ms, from the poll's start, so waiting for the host
+gate counts. The gate starts a request to the source's host no sooner than article_delay (1 s)
+after the last one there ended, and the next poll is due 0.9-1.1 s after the last one ended
+(10 % jitter): at poll_seconds = 1 about half the polls at rest wait up to 0.1 s (at least
+50 ms once they wait), and a poll that follows or pre-empts a statement page waits up to 1 s.
+At the default poll_seconds of 300 only the latter, and only while statement pages are due."""
 
 
 @dataclass(frozen=True)
@@ -426,40 +436,20 @@ def run_case(case: str, timing: Timing, tmp: Path, measure_cpu: bool) -> CaseRes
                 progress(f"{case}: changing the page")
                 first_poll = db.last_poll_id()
                 with quiet_gc():
-                    for n, page in enumerate(pages):
-                        if n:
-                            time.sleep(
-                                max(0.0, result.changed[0] + n * timing.gap - time.monotonic())
-                            )
-                        result.changed.append(time.monotonic())
-                        source.set_body("/", page)
+                    change_page(source, pages, timing.gap, result)
                     wait_for_reach(tg, proc, result)
-                measured_to = time.monotonic()
+                # Read before the stop: a poll cut short by the stop is no poll of the case.
+                record_stretch(result, source, db, first_poll)
                 if measure_cpu:
                     wait_for_idle(source, proc, [*FIRST_FILL, *(f"/fnapr/{n}" for n in NEW)])
                     progress(f"{case}: quiet for {timing.quiet:.0f} s (poll CPU)")
                     result.quiet = measure_quiet(tree_state(), source, proc, db, timing.quiet)
         except RuntimeError as exc:
             result.error = str(exc)
-            measured_to = time.monotonic()
         finally:
             result.outbox = outbox_counts(db.engine) if result.changed else {}
-            polls = db.polls_after(first_poll) if result.changed else []
             db.close()
-        # Polls of the measured stretch only (the quiet window has its own figures).
-        quiet_polls = len(result.quiet.durations_ms) if result.quiet else 0
-        polls = polls[: len(polls) - quiet_polls]
-        result.durations_ms = [d for _, d in polls]
-        result.poll_results = dict(sorted(count_by(r for r, _ in polls).items()))
         record_sends(result, tg, source, pages)
-        fetch_times = [
-            r.time
-            for r in page_fetches(source)
-            if result.changed and result.changed[0] <= r.time <= measured_to
-        ]
-        gaps = [b - a for a, b in itertools.pairwise(fetch_times)]
-        result.longest_gap = max(gaps) if gaps else None
-        result.statement_requests = statement_requests(source)
     result.log = log_tail(log_path, 25)
     progress(
         f"{case}: first message after the fetch {per_statement(result.after_fetch())};"
@@ -468,11 +458,23 @@ def run_case(case: str, timing: Timing, tmp: Path, measure_cpu: bool) -> CaseRes
     return result
 
 
-def count_by(values: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for v in values:
-        counts[v] = counts.get(v, 0) + 1
-    return counts
+def change_page(source: FakeSource, pages: Sequence[str], gap: float, result: CaseResult) -> None:
+    """Serve each of ``pages`` in turn, ``gap`` seconds apart, noting when."""
+    for n, page in enumerate(pages):
+        if n:
+            time.sleep(max(0.0, result.changed[0] + n * gap - time.monotonic()))
+        result.changed.append(time.monotonic())
+        source.set_body("/", page)
+
+
+def record_stretch(result: CaseResult, source: FakeSource, db: Database, first_poll: int) -> None:
+    """The polls, page fetches and statement-page requests from the first change to now."""
+    polls = db.polls_after(first_poll)
+    result.durations_ms = [d for _, d in polls]
+    result.poll_results = dict(sorted(Counter(r for r, _ in polls).items()))
+    times = [r.time for r in page_fetches(source) if r.time >= result.changed[0]]
+    result.longest_gap = max((b - a for a, b in itertools.pairwise(times)), default=None)
+    result.statement_requests = statement_requests(source)
 
 
 def wait_for_reach(tg: FakeTelegram, proc: subprocess.Popen[Any], result: CaseResult) -> None:
@@ -502,7 +504,7 @@ def record_sends(
         result.seen.append(fetch_that_saw(source, page, changed))
         in_time = {c.chat_id for c in ok if c.at <= changed + REACH_WINDOW}
         result.reached.append(sum(1 for chat in range(1, result.chats + 1) if chat in in_time))
-        per_chat = count_by(c.chat_id for c in ok)
+        per_chat = Counter(c.chat_id for c in ok)
         result.duplicates.append(sum(n - 1 for n in per_chat.values()))
 
 
@@ -564,7 +566,7 @@ def cpu_rows(quiet: Quiet | None, before: Quiet | str | None) -> list[Row]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = section_parser(
         __doc__,
-        f"{QUICK_CHATS} chats, 10 s between the changes, 15 s at rest (about 2 minutes)",
+        f"{QUICK_CHATS} chats, 10 s between the changes, 15 s at rest (about 2.5 minutes)",
         SECTIONS,
     )
     parser.add_argument("--chats", type=int, help="number of subscribed chats (overrides)")
@@ -612,6 +614,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for r in results:
         for line in r.notes():
             print(line)
+    print(WALL_NOTE)
     if isinstance(before, str):
         print(f"baseline: {before}")
     return 0

@@ -9,7 +9,6 @@ import hashlib
 import logging
 from typing import Any
 
-from aiohttp import web
 from telegram import Bot, BotCommand, BotCommandScopeChat, Update
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder
@@ -136,18 +135,21 @@ class TelegramBot:
             await self.app.stop()
         await self.app.shutdown()
 
-    def webhook_route(self) -> tuple[str, Any]:
-        """The aiohttp route Telegram posts updates to (webhook mode)."""
-        secret = webhook_secret(self.token)
+    @property
+    def webhook_path(self) -> str:
+        """The secret path Telegram posts updates to (webhook mode)."""
+        return WEBHOOK_PATH.format(secret=webhook_secret(self.token))
 
-        async def receive(request: web.BaseRequest) -> web.Response:
-            if request.headers.get("X-Telegram-Bot-Api-Secret-Token") != secret:
-                raise web.HTTPForbidden()
-            try:
-                update = Update.de_json(await request.json(), self.bot)
-            except ValueError:
-                raise web.HTTPBadRequest() from None
-            await self.app.update_queue.put(update)
-            return web.Response(text="ok")
-
-        return WEBHOOK_PATH.format(secret=secret), receive
+    async def take_update(self, payload: object, secret_header: str | None) -> str:
+        """An update Telegram posted to the webhook: ``ok`` (queued for the handlers),
+        ``forbidden`` (not Telegram: the secret header is wrong) or ``bad`` (no update)."""
+        if secret_header != webhook_secret(self.token):
+            return "forbidden"
+        if not isinstance(payload, dict):
+            return "bad"
+        try:
+            update = Update.de_json(payload, self.bot)
+        except (ValueError, TypeError, KeyError):
+            return "bad"
+        await self.app.update_queue.put(update)
+        return "ok"

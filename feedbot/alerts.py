@@ -58,6 +58,8 @@ class AlertWatch:
     def after_poll(self, outcome: PollOutcome, now: dt.datetime) -> list[str]:
         """Raise or clear alerts for this poll; returns the messages queued."""
         sent: list[str] = []
+        if outcome.result == "cancelled":  # the service is stopping: says nothing
+            return sent
         error = html.escape(str(outcome.error)) if outcome.error else ""
         if outcome.result == "failed":
             if outcome.consecutive_failures >= self.settings.failures:

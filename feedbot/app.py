@@ -170,8 +170,8 @@ def worker_view(worker: Worker | None) -> WorkerView:
         state=worker.state,
         bot=worker.bot_state,
         bot_username=lambda: worker.telegram.username if worker.telegram else None,
-        webhook_route=lambda: (
-            worker.telegram.webhook_route()
+        webhook=lambda: (
+            (worker.telegram.webhook_path, worker.telegram.take_update)
             if worker.telegram is not None and worker.active.is_set()
             else None
         ),

@@ -240,7 +240,7 @@ def not_modified(request: web.BaseRequest, etag: str, mtime: float) -> bool:
     return False
 
 
-WebhookHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+TakeUpdate = Callable[[object, str | None], Awaitable[str]]
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -319,7 +319,8 @@ class WorkerView:
     state: Callable[[], str | None] = lambda: None  # "active" | "standby" | None
     bot: Callable[[], str | None] = lambda: None  # "connected" | "connecting" | None
     bot_username: Callable[[], str | None] = lambda: None
-    webhook_route: Callable[[], tuple[str, WebhookHandler] | None] = lambda: None
+    # (the secret path, take(payload, secret header) -> "ok" | "forbidden" | "bad")
+    webhook: Callable[[], tuple[str, TakeUpdate] | None] = lambda: None
 
 
 class WebApp:
@@ -383,14 +384,19 @@ class WebApp:
         return found.group(1)
 
     async def telegram_webhook(self, request: web.BaseRequest) -> web.StreamResponse:
-        route = self.worker.webhook_route()
-        if route is None:
+        hook = self.worker.webhook()
+        if hook is None:
             return web.Response(status=503, text="the bot is not running\n")
-        path, receive = route
+        path, take = hook
         if request.path != path:
             return web.Response(status=404, text="404: Not Found\n")
-        response: web.StreamResponse = await receive(request)
-        return response
+        try:
+            payload = await request.json()
+        except ValueError:
+            return web.Response(status=400, text="not JSON\n")
+        result = await take(payload, request.headers.get("X-Telegram-Bot-Api-Secret-Token"))
+        status = {"ok": 200, "forbidden": 403}.get(result, 400)
+        return web.Response(status=status, text=f"{result}\n")
 
     def server(self, max_connections: int | None = None) -> LimitedServer:
         """aiohttp's low-level server around ``handle``: the Application layer

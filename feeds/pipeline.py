@@ -88,7 +88,7 @@ class FullTextResult:
 
 @dataclass
 class PollOutcome:
-    result: str  # ok | not_modified | failed
+    result: str  # ok | not_modified | failed | cancelled (the process is stopping)
     changes: Changes | None = None
     error: FeedbotError | None = None
     feeds_written: list[str] = field(default_factory=list)
@@ -98,13 +98,15 @@ class PollOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.result != "failed"
+        return self.result in ("ok", "not_modified")
 
     def summary(self) -> str:
         if self.result == "failed":
             return f"poll failed ({error_label(self.error or FeedbotError())}): {self.error}"
         if self.result == "not_modified":
             return "source not modified"
+        if self.result == "cancelled":
+            return "poll stopped: the service is shutting down"
         assert self.changes is not None
         c = self.changes
         parts = [
@@ -196,6 +198,9 @@ class Pipeline:
                         f"the source page reads as one statement's page ({title!r}), not a"
                         " list of statements: is source.url the right page?"
                     )
+        except FetchCancelled as exc:
+            # The process is stopping: not a failure of the source, nothing recorded.
+            return PollOutcome(result="cancelled", error=exc)
         except SourceError as exc:
             return self._failed(exc, started, tick)
 
@@ -287,9 +292,12 @@ class Pipeline:
                     self.config.source.profile,
                     response.content_type,
                 )
-            except FetchCancelled:
-                # The poll needed the host, or the process is stopping: not a failure.
-                return FullTextResult(statement, "cancelled")
+            except FetchCancelled as exc:
+                if stop is not None and stop.is_set():
+                    return FullTextResult(statement, "cancelled")  # stopping: not a try
+                # The poll took the host: a try like any other, so that the job moves on
+                # to other pages and a page slower than the poll interval ends skipped.
+                return self._full_text_failed(statement, exc)
             except SourceError as exc:
                 return self._full_text_failed(statement, exc)
         self.store.save_article(statement.id, article, self.clock())

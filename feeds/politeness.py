@@ -1,10 +1,11 @@
 """One request at a time to a host, politely spaced, and the poll goes first.
 
 The poll of a source and the full-text fetches of its statement pages share the
-source's host. ``HostGate.turn`` hands a host to one request at a time, at least
-``spacing`` seconds after the previous one ended there. A poll never waits for a
-statement page: it pre-empts one in flight (its ``cancel`` event is set, the fetch
-ends within a tenth of a second and is tried again later, uncounted).
+source's host. ``HostGate.turn`` hands a host to one request at a time; a statement
+page waits at least ``spacing`` seconds after the previous request ended there (the
+poll's own schedule spaces the polls). A poll never waits for a statement page: it
+pre-empts one in flight (its ``cancel`` event is set, the fetch ends within a tenth
+of a second, and the page is tried again after its back-off).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class HostGate:
                         break
                     if host.busy and poll and host.cancel is not None:
                         host.cancel.set()  # a statement page gives way to the poll
-                    wait = host.free_at - self.clock()
+                    wait = 0.0 if poll else host.free_at - self.clock()
                     if not host.busy and (poll or host.polls_waiting == 0) and wait <= 0:
                         break
                     self._cond.wait(timeout=min(max(wait, 0.05), 0.1) if not host.busy else 0.1)

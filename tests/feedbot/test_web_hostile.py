@@ -26,7 +26,6 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.messages import button_url, latest_message, statement_message
-from bot.store import BotStore
 from feedbot.app import Context, build_web
 from feedbot.service import ROLES, fit_file_limit, run_service
 from feedbot.settings import Settings, load_settings
@@ -36,6 +35,7 @@ from feeds.model import Entry, Page, Statement
 from feeds.pipeline import Pipeline
 from feeds.store import Store
 from tests.conftest import ConfigFactory
+from tests.feedbot.test_web import make_context
 from tests.support.fake_source import FakeSource
 from tests.support.processes import ROOT, clean_env
 
@@ -49,18 +49,6 @@ CRAFTED = (
     "data:text/html,<script>alert(5)</script>",
 )
 GOOD = "https://source.example/fnapr/42"
-
-
-def make_context(settings: Settings, store: Store, pipeline: Pipeline) -> Context:
-    bot_store = BotStore(store.engine)
-    bot_store.migrate()
-    return Context(
-        settings=settings,
-        store=store,
-        bot_store=bot_store,
-        fetcher=pipeline.fetcher,
-        pipeline=pipeline,
-    )
 
 
 @pytest.fixture

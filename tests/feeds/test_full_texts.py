@@ -181,8 +181,9 @@ def test_a_poll_preempts_a_hanging_statement_page(
     job.join(timeout=5)
     assert outcome.ok
     assert took < 2.0, f"the poll waited {took:.1f}s for a statement page"
-    assert results and results[0] is not None and results[0].result == "cancelled"
-    assert store.full_text_counts(5)["failing"] == 0  # a pre-empted try does not count
+    # The page gave way: it waits its back-off (the job moves on to other pages).
+    assert results and results[0] is not None and results[0].result == "retry"
+    assert store.full_text_counts(5)["failing"] == 1
 
 
 def test_a_stop_ends_a_hanging_statement_page_at_once(
@@ -225,3 +226,21 @@ def test_full_text_state_survives_a_restart(
         assert reopened.full_text_counts(5) == {"pending": 10, "failing": 0, "skipped": 1}
     finally:
         reopened.close()
+
+
+def test_a_stop_during_a_poll_is_not_a_failure_of_the_source(
+    make_config: ConfigFactory, store: Store, source: FakeSource, clock: Clock
+) -> None:
+    settings = load_feeds_file(make_config(source.url + "/", fetch={"retries": 0}), env={})
+    stop = threading.Event()
+    fetcher = Fetcher(settings.fetch, cancel=stop)
+    pipeline = Pipeline(settings, store, fetcher, clock=clock)
+    source.misbehave("/", "slow", seconds=30)
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    outcome = pipeline.poll()
+    assert time.monotonic() - started < 1.5
+    assert outcome.result == "cancelled" and not outcome.ok
+    assert store.source_state(pipeline.source_url).consecutive_failures == 0
+    assert store.recent_polls(1) == []  # nothing recorded
+    fetcher.close()
