@@ -445,7 +445,7 @@ class Fetcher:
                 raise SourceTimeout(f"{url}: timed out ({type(exc).__name__})") from None
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                 _check(url, guard)  # the watchdog's shutdown looks like a dropped connection
-                raise SourceUnreachable(f"{url}: {type(exc).__name__}: {_short(exc)}") from None
+                raise SourceUnreachable(f"{url}: {_short(exc)}") from None
             with response:
                 if response.is_redirect:
                     target = urljoin(url, response.headers.get("Location", ""))
@@ -491,7 +491,7 @@ class Fetcher:
             raise SourceTimeout(f"{url}: read timed out") from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             _check(url, guard)
-            raise SourceUnreachable(f"{url}: {type(exc).__name__}: {_short(exc)}") from None
+            raise SourceUnreachable(f"{url}: {_short(exc)}") from None
         # A body that "ended" because the watchdog shut the socket is cut short.
         _check(url, guard)
         return Response(
@@ -514,5 +514,20 @@ def _check(url: str, guard: _Guard) -> None:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc)
+    """What went wrong, in words an operator reads at a glance: the innermost cause
+    (a name that does not resolve, a refused connection) rather than urllib3's
+    "Max retries exceeded" wrapper around it."""
+    cause: BaseException = exc
+    for _ in range(10):
+        if isinstance(cause, urllib3.exceptions.NameResolutionError):
+            return f"cannot resolve {cause.conn.host}"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        inner = getattr(cause, "reason", None) or cause.__cause__ or cause.__context__
+        if not isinstance(inner, BaseException):
+            break
+        cause = inner
+    if "Connection refused" in str(cause):
+        return "connection refused"
+    text = f"{type(cause).__name__}: {cause}"
     return text if len(text) <= 200 else text[:197] + "..."

@@ -620,3 +620,16 @@ def test_retry_after_garbage_is_none(value: str) -> None:
 def test_retry_after_date_like_values_never_raise(year: int, hour: int, zone: str) -> None:
     result = parse_retry_after(f"Wed, 21 Oct {year} {hour}:00:00 {zone}", now=NOW)
     assert result is None or result >= 0
+
+
+def test_an_unreachable_source_is_said_in_plain_words() -> None:
+    fetcher = Fetcher(FetchSettings(retries=0, deadline=5))
+    try:
+        with pytest.raises(
+            SourceUnreachable, match=r"^http://127\.0\.0\.1:1/: connection refused$"
+        ):
+            fetcher.get("http://127.0.0.1:1/")
+        with pytest.raises(SourceUnreachable, match=r"cannot resolve no-such-host\.invalid$"):
+            fetcher.get("http://no-such-host.invalid/")
+    finally:
+        fetcher.close()
