@@ -51,8 +51,6 @@ __all__ += ["parse_page"]
 HtmlElement: TypeAlias = Any  # lxml.html.HtmlElement; lxml ships no type information
 
 _LOOKS_HTML = re.compile(rb"<\s*(!doctype|html|head|body|div|p|ul|li|a|span|article|main)\b", re.I)
-# Hidden by its style: not part of the text a reader sees (as in feeds.layout).
-_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 
 
 def looks_like_html(body: bytes, content_type: str | None = None) -> bool:
@@ -108,7 +106,8 @@ class _Lines:
         self._breaks = 0  # <br>s since the last visible text
 
     def text(self, chunk: str) -> None:
-        if chunk.strip():
+        # A space or a zero-width mark between two <br>s is no text.
+        if self._breaks and clean(chunk):
             self._breaks = 0
         self._chunks.append(chunk)
 
@@ -129,19 +128,13 @@ class _Lines:
         self._breaks = 0
 
 
-def _hidden(element: HtmlElement) -> bool:
-    return (
-        element.tag in HIDDEN_TAGS
-        or element.get("hidden") is not None
-        or element.get("aria-hidden") == "true"
-        or bool(_HIDDEN_STYLE.search(element.get("style") or ""))
-    )
-
-
 def _gather(element: HtmlElement, out: _Lines, top: bool = False) -> None:
     tag = element.tag if isinstance(element.tag, str) else ""
-    if not tag or _hidden(element):
-        pass  # a comment, or text no reader sees: only the tail is shown
+    if not tag or (tag in HIDDEN_TAGS and not top):
+        # A comment, a script, a style: only the tail is shown. Text hidden by a style
+        # is kept: in an element the profile names, a collapsed "read more" part is
+        # still the statement's text.
+        pass
     elif tag == "br":
         out.line_break()
     else:

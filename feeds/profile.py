@@ -31,6 +31,14 @@ class ListProfile:
     # Where a date is written inside other text ("24.06.2020 - Title …"): searched in
     # the date element's text, or the item's own text when it has no date element.
     date_pattern: re.Pattern[str] | None = None
+    # The date in an attribute of the date element (``<time datetime="…">``): ISO 8601,
+    # else the date formats.
+    date_attribute: str | None = None
+    # The title is the first line of the title element's text (a post with no title
+    # of its own, as in a Telegram channel).
+    title_first_line: bool = False
+    # The page lists its newest item last: entries are turned newest first.
+    newest_last: bool = False
 
 
 @dataclass(frozen=True)
@@ -194,7 +202,26 @@ def _list_profile(table: Mapping[str, Any], where: str) -> ListProfile:
         date=_css(table, "date", where),
         lead=_css(table, "lead", where),
         date_pattern=_date_pattern(table, "date_pattern", where),
+        date_attribute=_attribute_name(table, "date_attribute", where),
+        title_first_line=_flag(table, "title_first_line", where),
+        newest_last=_flag(table, "newest_last", where),
     )
+
+
+def _attribute_name(table: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][\w:.-]*", value):
+        raise ConfigError(f"{where}.{key}: must be an attribute name such as 'datetime'")
+    return value
+
+
+def _flag(table: Mapping[str, Any], key: str, where: str) -> bool:
+    value = table.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}.{key}: must be true or false")
+    return value
 
 
 def _as_of_pattern(table: Mapping[str, Any], where: str) -> re.Pattern[str] | None:

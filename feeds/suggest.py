@@ -24,12 +24,15 @@ How it reads a page:
    longest text that is not the date, the link the title's ``<a href>``, the
    lead the longest remaining text element; each field's selector is the
    candidate (class, tag, parent class, path) that picks the intended element
-   in the most items.
+   in the most items. Items whose date has no element of its own
+   (``<li>24.06.2020 - <a>…``) get a ``date_pattern`` reading it from their text.
    Other members named exactly like the items (same parent, tag and classes)
    may be matched too: a listed statement whose date is missing is still one.
 4. The rest of the page. Counters are the innermost elements whose text
-   matches the counter pattern (English or Russian wording); ``as_of`` the
-   first element outside the items whose text is a full date; the featured
+   matches the counter pattern (English or Russian wording; several in one
+   element are read apart by the parser); ``as_of`` the first element outside
+   the items whose text is a full date, else one whose text starts with one
+   ("6 July 2020  London 00:43", read with an ``as_of.pattern``); the featured
    statement a block before the list holding a linked title and a long text;
    the next page a ``rel=next`` link, else the link right after the current
    (unlinked) number of a numbered pager (``Pages: ««« :: 1 2 3 :: »»»``),
@@ -38,8 +41,8 @@ How it reads a page:
 5. Verify. The TOML text is parsed with tomllib, loaded with
    ``feeds.profile.load_profile`` and applied with ``feeds.parse.parse_page``;
    the summary reports what that reading gave, not what was guessed. What the
-   page shows but the profile cannot read (two counters in one element, the
-   page's date inside other text, undated or missing statements) becomes a
+   page shows but the profile does not read (counters, the page's date,
+   statements or their dates) becomes a
    warning, also written at the top of the TOML as a ``# CHECK:`` line.
 """
 
@@ -396,15 +399,19 @@ def _links(element: Element) -> list[Element]:
     ]
 
 
+def _opening_date(text: str) -> str | None:
+    """The date a longer text opens with, after any punctuation ("24.06.2020 - Title …",
+    "(24.06.2020) Title"), when the date has no element of its own."""
+    start = _DECORATION.match(text)
+    match = _DATE_CORE.match(text, start.end() if start else 0)
+    if match is None or match.end() == len(text) or _date_format(match.group()) is None:
+        return None
+    return match.group()
+
+
 def _text_date(text: str) -> bool:
-    """Whether a text opens with a date ("24.06.2020 - Title …") that has no element."""
-    match = _DATE_CORE.match(text)
-    return (
-        match is not None
-        and match.end() < len(text)
-        and _date_format(match.group()) is not None
-        and _DECORATION.match(text, match.end()) is not None
-    )
+    """Whether a text opens with a date that has no element of its own."""
+    return _opening_date(text) is not None
 
 
 def _dates_shown(tree: _Tree, element: Element) -> int:
@@ -537,11 +544,9 @@ def _read_item(tree: _Tree, element: Element) -> _Item:
     if dates:
         item.date, item.date_format = dates[0]
         item.date_text = tree.text(item.date)
-    elif _text_date(tree.text(element)):
-        match = _DATE_CORE.match(tree.text(element))
-        assert match is not None
-        item.date_text = match.group()
-        item.date_format = _date_format(item.date_text)
+    elif (opening := _opening_date(tree.text(element))) is not None:
+        item.date_text = opening
+        item.date_format = _date_format(opening)
     taken = [item.date] if item.date is not None else []
     best: Element | None = None
     for candidate in element.iter(*_TITLE_TAGS):
@@ -843,6 +848,16 @@ def _date_regex(fmt: str) -> str:
     return "".join(out)
 
 
+def _leading_date_pattern(formats: Sequence[str]) -> str:
+    """A pattern whose ``date`` group is a date in one of the (bare) formats at the
+    start of a text, after any punctuation ("24.06.2020 - Title", "6 July 2020 London")."""
+    bare = dict.fromkeys(
+        _date_regex(DATE_FORMATS[_format_rank(f)] if _format_rank(f) < len(DATE_FORMATS) else f)
+        for f in formats
+    )
+    return r"^\W*(?P<date>" + "|".join(bare) + r")(?!\d)"
+
+
 def _profile_name(url: str) -> str:
     host = urlsplit(url).hostname or ""
     host = host.removeprefix("www.")
@@ -864,6 +879,8 @@ class _Parts:
     counter_wordings: list[str] = field(default_factory=list)
     as_of: str | None = None
     as_of_format: str | None = None
+    as_of_pattern: str | None = None  # the page's date read out of a longer text
+    date_pattern: str | None = None  # the items' dates read out of their text
     featured: tuple[str, str, str | None, str | None] | None = None
     next_page: str | None = None
     archive_url: str | None = None
@@ -884,7 +901,8 @@ def _render(parts: _Parts, url: str) -> str:
         "# Written from one page: check it with `feedbot parse URL` and correct what",
         "# it misreads. Selectors are CSS (as in a browser's querySelector); patterns are",
         "# Python regular expressions, matched case-insensitively; dates are strptime",
-        "# formats, tried in turn, and must read an element's whole text.",
+        "# formats, tried in turn, and must read an element's whole text (or the `date`",
+        "# group of a pattern, where one is given).",
         "",
         f"name = {_toml_string(parts.name)}",
         "# The dates the list shows (found on this page).",
@@ -896,6 +914,9 @@ def _render(parts: _Parts, url: str) -> str:
     )
     if parts.as_of:
         lines.append(f"selector = {_toml_string(parts.as_of)}")
+    if parts.as_of_pattern:
+        lines.append("# The date is shown with other text (clocks): its `date` group is read.")
+        lines.append(f"pattern = {_toml_string(parts.as_of_pattern)}")
     else:
         lines.append("# not found on this page: name the element that shows today's date")
         lines.append('# selector = ""')
@@ -933,8 +954,14 @@ def _render(parts: _Parts, url: str) -> str:
     for key, value in (("link", parts.link), ("date", parts.date), ("lead", parts.lead)):
         if value:
             lines.append(f"{key} = {_toml_string(value)}")
-        else:
+        elif not (key == "date" and parts.date_pattern):
             lines.append(f"# {key}: not found in the items")
+    if parts.date_pattern:
+        lines.append(
+            "# Dates written in the items' text ('24.06.2020 - Title'): the `date` group of"
+        )
+        lines.append("# this pattern, searched in the date element's text, else the item's.")
+        lines.append(f"date_pattern = {_toml_string(parts.date_pattern)}")
     lines.append("")
     lines.append("[article]      # a statement's own page, read for its full text")
     lines.append("# A guess: open one statement's page and name the element holding its text.")
@@ -1025,7 +1052,7 @@ def _parts(tree: _Tree, url: str, warnings: list[str]) -> _Parts:
         counters = _innermost(tree, lambda t: bool(pattern.search(t)), item_blocks)
         if counters:
             parts.counters = _set_selector(counters, _exactly(tree, counters))
-            # "855 days … 847 days …" in one element: the parser reads one counter each.
+            # Counter wordings shown, read or not ("855 days … 847 days …" in one element).
             start = re.compile(
                 r"(?:^|\s)\d[\d,]*\s+(?:" + "|".join(_COUNTER_WORDINGS[w] for w in wordings) + ")",
                 re.I,
@@ -1061,7 +1088,18 @@ def _parts(tree: _Tree, url: str, warnings: list[str]) -> _Parts:
             if len(tree.text(e)) <= 120 and e not in holders
         ]
         if leading:
-            parts.as_of_hidden = tree.text(leading[0])
+            element = leading[0]
+            parts.as_of_hidden = tree.text(element)
+            for ancestor in _ancestors(element):
+                if tree.text(ancestor) != tree.text(element):
+                    break
+                element = ancestor
+            day = _leading_date(tree.text(element))
+            assert day is not None
+            parts.as_of = _set_selector([element], _exactly(tree, [element]))
+            parts.as_of_format = _date_format(day, AS_OF_FORMATS)
+            assert parts.as_of_format is not None
+            parts.as_of_pattern = _leading_date_pattern([parts.as_of_format])
     if dated:
         element = dated[0]
         # The outermost element with the same text carries the nicer name.
@@ -1075,10 +1113,8 @@ def _parts(tree: _Tree, url: str, warnings: list[str]) -> _Parts:
     parts.next_page = _next_link(tree)
     parts.archive_url = _archive_link(tree)
     if any(i.date is None for i in items):
-        warnings.append(
-            "the items' dates are part of their text, not elements of their own: "
-            "no date selector can read them"
-        )
+        # "24.06.2020 - <a>Title</a>": no element holds the date alone; a pattern reads it.
+        parts.date_pattern = _leading_date_pattern(date_formats)
     if any(i.dates > 1 for i in items):
         warnings.append("some items show more than one date; the first is read")
     return parts
@@ -1106,12 +1142,12 @@ def suggest_profile(body: bytes, url: str, content_type: str | None = None) -> S
     if parts.counters_shown > len(page.counters):
         warnings.append(
             f"the page shows {parts.counters_shown} counters but the profile reads "
-            f"{len(page.counters)}: several share one element, and a selector reads one each"
+            f"{len(page.counters)}: check the counters' selector and pattern"
         )
     if page.as_of is None and parts.as_of_hidden:
         warnings.append(
             f"the page's date is shown with other text ({parts.as_of_hidden[:60]!r}); "
-            "as_of needs an element holding the date alone"
+            "and the profile does not read it: check [as_of] selector and pattern"
         )
     undated = sum(1 for e in page.entries if not e.featured and e.published is None)
     if undated:

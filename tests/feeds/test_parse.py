@@ -298,6 +298,17 @@ def test_featured_text_keeps_its_br_paragraphs_and_lines() -> None:
     )
 
 
+def test_a_collapsed_part_of_the_text_is_read_and_a_script_is_not() -> None:
+    body = (
+        b'<html><body><div class="article-text"><p>The first part.</p>'
+        b"<script>var shown = false;</script>"
+        b'<div style="display:none">The rest, behind a read-more link.</div>'
+        b"</div></body></html>"
+    )
+    article = parse_article(body, BASE + "fnapr/1", PROFILE)
+    assert article.content == "The first part.\n\nThe rest, behind a read-more link."
+
+
 LINE = TEXT.filter(lambda s: bool(clean(s)))
 # What may stand between two <br>s and still leave the line between them blank.
 BLANK = st.sampled_from(["", " ", "\n  ", "&nbsp;", "\u200b", "<!-- x -->"])
@@ -378,7 +389,12 @@ DATES_IN_TEXT = profile_from(PAGES / "header-one-line.toml")
 CLOCKS = st.sampled_from(["", " London 09:15 | Moscow 12:15", "\xa0\xa0 London 23:59", ", Friday"])
 
 
-@given(st.dates(dt.date(1990, 1, 1), dt.date(2100, 12, 31)), CLOCKS, st.dates(dt.date(1000, 1, 1)), st.data())
+@given(
+    st.dates(dt.date(1990, 1, 1), dt.date(2100, 12, 31)),
+    CLOCKS,
+    st.dates(dt.date(1000, 1, 1)),
+    st.data(),
+)
 def test_dates_are_read_out_of_longer_texts(
     as_of: dt.date, clocks: str, listed: dt.date, data: st.DataObject
 ) -> None:
