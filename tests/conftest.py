@@ -4,6 +4,7 @@ and settings files written the way an operator would write them."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,17 @@ PROFILE = ROOT / "config" / "sources" / "embassy-uk.toml"
 PG_URL = os.environ.get("FEEDBOT_TEST_DATABASE_URL")
 
 DATABASES = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """A command run in-process (``feedbot.cli.main``) configures the root logger as
+    the process would; the next test must not inherit its level or handlers."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
 
 
 @pytest.fixture(autouse=True)
