@@ -7,9 +7,10 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
@@ -42,12 +43,24 @@ class FetchSettings:
 @dataclass(frozen=True)
 class SourceSettings:
     url: str
-    profile: SourceProfile
+    profile: SourceProfile  # a feed source's statement pages are read with the default's
     profile_path: Path
     poll_seconds: int = 300
     backoff_max_seconds: int = 3600
     fetch: str = "http"  # "browser": render the page in headless Chromium (feeds.browser)
     browser_path: str = DEFAULT_BROWSER_PATH
+    id: str = "main"  # short and URL-safe: /feeds/<id>/…, /sources/<id>, --source ID
+    name: str = "Statements"
+    kind: str = "page"  # page: read with the profile; feed: an Atom/RSS/JSON feed
+    default: bool = True  # new subscribers follow it
+    counters: bool = True  # the page carries day counters
+    primary: bool = True  # the [source] table: its statements keep their ids as stored
+
+    @property
+    def key(self) -> str:
+        """How the store tells this source's rows apart: "" for the primary source
+        (so a database from before several sources needs no rewriting), else its id."""
+        return "" if self.primary else self.id
 
 
 @dataclass(frozen=True)
@@ -64,11 +77,26 @@ class FeedSettings:
 
 @dataclass(frozen=True)
 class FeedsConfig:
-    source: SourceSettings
+    source: SourceSettings  # the primary source: [source]
     fetch: FetchSettings
     publish: FeedSettings  # where and how the feed documents are written
     database_url: str
     path: Path
+    more_sources: tuple[SourceSettings, ...] = ()  # [[sources]]
+
+    @property
+    def sources(self) -> tuple[SourceSettings, ...]:
+        return (self.source, *self.more_sources)
+
+    def source_by_id(self, source_id: str | None) -> SourceSettings:
+        """The source with this id (None: the primary); ConfigError naming it if none."""
+        if source_id is None:
+            return self.source
+        for source in self.sources:
+            if source.id == source_id:
+                return source
+        known = ", ".join(s.id for s in self.sources)
+        raise ConfigError(f"--source {source_id}: no such source (the sources are: {known})")
 
 
 class SettingsDoc(Mapping[str, Any]):
@@ -294,6 +322,10 @@ def load_feeds_config(doc: Mapping[str, Any], path: Path, env: Mapping[str, str]
         backoff_max_seconds=src.get("backoff_max_seconds", int, 3600, check=at_least(1)),
         fetch=src.get("fetch", str, "http", env="FEEDBOT_SOURCE_FETCH", check=fetch_mode),
         browser_path=src.get("browser_path", str, DEFAULT_BROWSER_PATH, env="FEEDBOT_BROWSER_PATH"),
+        id=src.get("id", str, _slug(profile.name), check=source_id),
+        name=src.get("name", str, "", check=None),
+        default=src.get("default", bool, True),
+        counters=src.get("counters", bool, profile.counters is not None),
     )
     if source.fetch == "browser" and not Path(source.browser_path).is_file():
         raise ConfigError(
@@ -350,9 +382,92 @@ def load_feeds_config(doc: Mapping[str, Any], path: Path, env: Mapping[str, str]
             else "must be a sqlite:/// or postgresql:// URL"
         ),
     )
+    if not source.name:
+        source = replace(source, name=feeds.title)
+    more = _more_sources(doc, path, source)
     return FeedsConfig(
-        source=source, fetch=fetch, publish=feeds, database_url=database_url, path=path
+        source=source,
+        fetch=fetch,
+        publish=feeds,
+        database_url=database_url,
+        path=path,
+        more_sources=more,
     )
+
+
+_SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+SOURCE_KINDS = ("page", "feed")
+
+
+def source_id(value: str) -> str | None:
+    if _SOURCE_ID.match(value):
+        return None
+    return "must be 1-32 lower-case letters, digits or '-', starting with a letter or digit"
+
+
+def _slug(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:32]
+    return slug if _SOURCE_ID.match(slug) else "main"
+
+
+def _more_sources(
+    doc: Mapping[str, Any], path: Path, primary: SourceSettings
+) -> tuple[SourceSettings, ...]:
+    """The ``[[sources]]`` tables: each read and checked like [source], refused with
+    one line naming the source on a duplicate or unsafe id, an unknown profile or key."""
+    tables = doc.get("sources", [])
+    if not isinstance(tables, list) or not all(isinstance(t, Mapping) for t in tables):
+        raise ConfigError("sources: must be [[sources]] tables")
+    seen = {primary.id}
+    loaded = []
+    for n, table in enumerate(tables, start=1):
+        label = f"sources[{n}]"
+        sub = SettingsDoc({label: table})
+        sec = Section(sub, label, {})
+        sid = sec.get("id", str, "", check=lambda v: "is required" if not v else source_id(v))
+        where = f"source {sid!r}"
+        if sid in seen:
+            raise ConfigError(f"{where}: the id is used twice")
+        seen.add(sid)
+        try:
+            kind = sec.get(
+                "kind",
+                str,
+                "page",
+                check=lambda v: None if v in SOURCE_KINDS else 'must be "page" or "feed"',
+            )
+            profile, profile_path = primary.profile, primary.profile_path
+            has_profile = "profile" in table
+            if kind == "page" or has_profile:
+                profile_name = sec.get(
+                    "profile", str, "", check=lambda v: None if v else "is required"
+                )
+                profile_path = (path.parent / profile_name).resolve()
+                profile = load_profile(
+                    read_toml(profile_path), where=f"profile {profile_path.name}"
+                )
+            source = SourceSettings(
+                url=sec.get("url", str, "", check=http_url),
+                profile=profile,
+                profile_path=profile_path,
+                poll_seconds=sec.get("poll_seconds", int, primary.poll_seconds, check=at_least(1)),
+                backoff_max_seconds=sec.get(
+                    "backoff_max_seconds", int, primary.backoff_max_seconds, check=at_least(1)
+                ),
+                fetch=sec.get("fetch", str, "http", check=fetch_mode),
+                browser_path=sec.get("browser_path", str, primary.browser_path),
+                id=sid,
+                name=sec.get("name", str, sid),
+                kind=kind,
+                default=sec.get("default", bool, False),
+                counters=sec.get("counters", bool, kind == "page" and profile.counters is not None),
+                primary=False,
+            )
+            sub.refuse_unknown()
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        loaded.append(source)
+    return tuple(loaded)
 
 
 def load_feeds_file(path: Path, env: Mapping[str, str] | None = None) -> FeedsConfig:

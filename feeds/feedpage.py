@@ -146,7 +146,9 @@ def _json_feed(body: bytes, base_url: str, summary_chars: int) -> list[Entry]:
         raise ParseError(f"{base_url} is not a readable feed: {_one_line(str(exc))}") from None
     version = doc.get("version") if isinstance(doc, dict) else None
     if not isinstance(version, str) or not version.startswith(JSON_FEED_VERSION):
-        raise ParseError(f"{base_url} answers JSON that is not a JSON Feed (no jsonfeed.org version)")
+        raise ParseError(
+            f"{base_url} answers JSON that is not a JSON Feed (no jsonfeed.org version)"
+        )
     items = doc.get("items")
     if not isinstance(items, list):
         raise ParseError(f"{base_url} is not a readable feed: the JSON Feed has no items list")

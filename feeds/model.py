@@ -106,6 +106,7 @@ class Statement:
     first_seen: dt.datetime
     last_seen: dt.datetime
     edited_at: dt.datetime | None
+    source: str = ""  # the source's key: "" for the primary source, else its id
 
 
 @dataclass(frozen=True)

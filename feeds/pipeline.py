@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 from feeds import metrics, websub
 from feeds.backoff import next_delay
 from feeds.clock import london_today, utcnow
-from feeds.config import FeedsConfig
+from feeds.config import FeedsConfig, SourceSettings
 from feeds.errors import (
     AddressNotAllowed,
     FeedbotError,
@@ -142,26 +142,43 @@ class Pipeline:
         fetcher: AnyFetcher | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
+        source: SourceSettings | None = None,
+        gate: HostGate | None = None,
     ) -> None:
         self.config = config
-        self.store = store
+        # The source this pipeline polls (the primary by default), and its rows.
+        self.source = source or config.source
+        self.store = store.view(self.source.key)
         self.fetcher = fetcher or Fetcher(config.fetch)
         self.clock = clock
         self.sleep = sleep
         self.builder = FeedBuilder(
-            store, feed_context(config), config.publish.entries, config.publish.counter_days
+            self.store,
+            feed_context(config),
+            config.publish.entries,
+            config.publish.counter_days,
         )
         self._published_day: dt.date | None = None
-        # One request at a time to a host, the poll first (full texts give way).
-        self.gate = HostGate(spacing=config.fetch.article_delay)
+        # One request at a time to a host, the poll first (full texts give way); the
+        # pipelines of sources on one host share one gate.
+        self.gate = gate or HostGate(spacing=config.fetch.article_delay)
 
     @property
     def source_url(self) -> str:
-        return self.config.source.url
+        return self.source.url
 
     def article_hosts(self) -> list[str]:
         host = urlsplit(self.source_url).hostname or ""
-        return [host, *self.config.source.profile.allowed_hosts]
+        return [host, *self.source.profile.allowed_hosts]
+
+    def read(self, body: bytes, url: str, content_type: str | None) -> Page:
+        """The source's page as a Page: a feed read as a feed, a page by its profile."""
+        base = page_base(url, self.source_url)
+        if self.source.kind == "feed":
+            from feeds.feedpage import parse_feed
+
+            return parse_feed(body, base, content_type)
+        return parse_page(body, base, self.source.profile, content_type)
 
     def poll(
         self,
@@ -184,12 +201,7 @@ class Pipeline:
             metrics.FETCH_SECONDS.observe(response.elapsed)
             page = None
             if not response.not_modified:
-                page = parse_page(
-                    response.body,
-                    page_base(response.url, self.source_url),
-                    self.config.source.profile,
-                    response.content_type,
-                )
+                page = self.read(response.body, response.url, response.content_type)
                 if not accept_retitles:
                     self._check_titles(page)
                 if page.kind != "list":
@@ -209,7 +221,7 @@ class Pipeline:
         with self.store.begin() as conn:
             # Two pollers of one source (a `feedbot poll` beside `feedbot run`) take
             # turns here: the second sees the first one's statements, not a conflict.
-            serialise(conn, f"feedbot:poll:{self.source_url}")
+            serialise(conn, f"feedbot:poll:{self.source.id}")
             if page is not None:
                 outcome.changes = self.store.apply_page(page, started, conn)
                 if on_stored is not None:
@@ -235,7 +247,7 @@ class Pipeline:
             outcome.feeds_written = self.publish(started)
         self._record(outcome, started, tick)
         outcome.next_delay = next_delay(
-            0, self.config.source.poll_seconds, self.config.source.backoff_max_seconds
+            0, self.source.poll_seconds, self.source.backoff_max_seconds
         )
         return outcome
 
@@ -252,12 +264,7 @@ class Pipeline:
     def preview(self) -> Page:
         """Read the live page now with the profile, storing nothing (operators' check)."""
         response = self.fetcher.get(self.source_url, source_url=self.source_url)
-        return parse_page(
-            response.body,
-            page_base(response.url, self.source_url),
-            self.config.source.profile,
-            response.content_type,
-        )
+        return self.read(response.body, response.url, response.content_type)
 
     def publish(self, now: dt.datetime | None = None) -> list[str]:
         today = london_today(now or self.clock())
@@ -273,6 +280,8 @@ class Pipeline:
 
         ``stop`` (the process's stop event) ends a running request at once."""
         fs = self.config.fetch
+        if self.source.kind == "feed":
+            return None  # a feed carries what it has to say; its pages are not scraped
         due = self.store.full_texts_due(self.clock(), 1, fs.article_attempts)
         if not due:
             return None
@@ -289,7 +298,7 @@ class Pipeline:
                 article = parse_article(
                     response.body,
                     page_base(response.url, self.source_url),
-                    self.config.source.profile,
+                    self.source.profile,
                     response.content_type,
                 )
             except FetchCancelled as exc:
@@ -340,11 +349,11 @@ class Pipeline:
         if retry_after is not None:
             # The source's header, held to our own back-off cap: a huge value must not
             # overflow the datetime below and crash the poll.
-            retry_after = min(retry_after, float(self.config.source.backoff_max_seconds))
+            retry_after = min(retry_after, float(self.source.backoff_max_seconds))
         delay = next_delay(
             failures,
-            self.config.source.poll_seconds,
-            self.config.source.backoff_max_seconds,
+            self.source.poll_seconds,
+            self.source.backoff_max_seconds,
             retry_after,
         )
         outcome = PollOutcome(

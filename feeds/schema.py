@@ -54,7 +54,10 @@ statements = sa.Table(
     sa.Column("content_error", sa.Text),
     sa.Column("content_next_at", UTCDateTime),  # no full-text try before this (back-off)
     sa.Column("content_skipped", sa.Text),  # a permanent answer: never tried again
+    # which source it came from: "" for the primary ([source]), else the source's id
+    sa.Column("source", sa.Text, nullable=False, server_default=""),
     sa.Index("ix_statements_order", "sort_date", "seq"),
+    sa.Index("ix_statements_source_order", "source", "sort_date", "seq"),
 )
 
 statement_versions = sa.Table(
@@ -80,6 +83,7 @@ counters = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False, default=True),
     sa.Column("first_seen", UTCDateTime, nullable=False),
     sa.Column("last_seen", UTCDateTime, nullable=False),
+    sa.Column("source", sa.Text, nullable=False, server_default=""),
 )
 
 polls = sa.Table(
@@ -98,6 +102,8 @@ polls = sa.Table(
     sa.Column("duration_ms", sa.Integer, nullable=False, default=0),
     # selectors | text-layout | plain-text: text-layout means the profile no longer fits
     sa.Column("reader", sa.String(20)),
+    sa.Column("source", sa.Text, nullable=False, server_default=""),
+    sa.Index("ix_polls_source", "source", "id"),
 )
 
 source_state = sa.Table(

@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -109,6 +110,13 @@ def within(engine: Engine, conn: Connection | None) -> Iterator[Connection]:
             yield c
 
 
+def stored_id(source: str, entry_id: str) -> str:
+    """A statement's id in the store and its feeds: the entry's own id for the primary
+    source (so nothing stored before several sources changes), else the entry's id
+    marked with its source, so two sources publishing one URL keep separate entries."""
+    return entry_id if not source else f"{entry_id}#{source}"
+
+
 def _statement(row: sa.Row[Any]) -> Statement:
     m = row._mapping
     return Statement(
@@ -123,6 +131,7 @@ def _statement(row: sa.Row[Any]) -> Statement:
         first_seen=m["first_seen"],
         last_seen=m["last_seen"],
         edited_at=m["edited_at"],
+        source=m["source"],
     )
 
 
@@ -150,9 +159,30 @@ class StatementKey(NamedTuple):
 
 
 class Store:
-    def __init__(self, database_url: str, engine: Engine | None = None) -> None:
+    """The source side's SQL. A store speaks for one source (``source``: its key, ""
+    for the primary) or, read-only, for all of them (``None``: the combined feeds);
+    ``view`` gives another source's store on the same engine."""
+
+    def __init__(
+        self, database_url: str, engine: Engine | None = None, source: str | None = ""
+    ) -> None:
         self.url = database_url
         self.engine = engine or create_engine(database_url)
+        self.source = source
+
+    def view(self, source: str | None) -> Store:
+        """The same database, speaking for another source (None: all of them)."""
+        return Store(self.url, self.engine, source)
+
+    def _mine(self, table: sa.Table) -> Any:
+        """The rows of this store's source (every row for the all-sources view)."""
+        return sa.true() if self.source is None else table.c.source == self.source
+
+    @property
+    def _writer(self) -> str:
+        if self.source is None:
+            raise ValueError("the all-sources view of the store is read-only")
+        return self.source
 
     def close(self) -> None:
         self.engine.dispose()
@@ -170,14 +200,15 @@ class Store:
 
     def is_empty(self, conn: Connection | None = None) -> bool:
         with self._conn(conn) as c:
-            return c.execute(sa.select(statements.c.seq).limit(1)).first() is None
+            query = sa.select(statements.c.seq).where(self._mine(statements)).limit(1)
+            return c.execute(query).first() is None
 
     def last_reader(self) -> str | None:
         """The reader of the newest poll that read the page (None before any)."""
         with self._conn() as c:
             value: str | None = c.execute(
                 sa.select(polls.c.reader)
-                .where(polls.c.reader.is_not(None))
+                .where(polls.c.reader.is_not(None), self._mine(polls))
                 .order_by(polls.c.id.desc())
                 .limit(1)
             ).scalar()
@@ -185,14 +216,16 @@ class Store:
 
     def title_changes(self, page: Page) -> tuple[int, int]:
         """(statements on the page already stored, how many of them the page retitles)."""
-        ids = [e.id for e in page.entries]
+        ids = {stored_id(self._writer, e.id): e for e in page.entries}
         with self._conn() as c:
             stored = dict(
                 c.execute(
-                    sa.select(statements.c.id, statements.c.title).where(statements.c.id.in_(ids))
+                    sa.select(statements.c.id, statements.c.title).where(
+                        statements.c.id.in_(list(ids))
+                    )
                 ).all()
             )
-        known = {e.id: e.title for e in page.entries if e.id in stored}
+        known = {i: e.title for i, e in ids.items() if i in stored}
         return len(known), sum(1 for i, title in known.items() if stored[i] != title)
 
     def apply_page(
@@ -200,6 +233,9 @@ class Store:
     ) -> Changes:
         """Store what the page shows. New ids are inserted once; a changed title or
         lead is recorded as a new version; nothing missing from the page is deleted."""
+        source = self._writer
+        # The entries as this source stores them (ids marked with a non-primary source).
+        page = replace(page, entries=[replace(e, id=stored_id(source, e.id)) for e in page.entries])
         with self._conn(conn) as c:
             first_fill = self.is_empty(c)
             ids = [e.id for e in page.entries]
@@ -225,6 +261,7 @@ class Store:
                             first_seen=seen_at,
                             last_seen=seen_at,
                             content_attempts=0,
+                            source=source,
                         )
                     )
                     c.execute(
@@ -283,6 +320,7 @@ class Store:
         """Newest first: published date (else day first seen), then page order."""
         query = (
             sa.select(statements)
+            .where(self._mine(statements))
             .order_by(statements.c.sort_date.desc(), statements.c.seq.desc())
             .offset(offset)
         )
@@ -295,6 +333,7 @@ class Store:
         """A stable slice for archive documents."""
         query = (
             sa.select(statements)
+            .where(self._mine(statements))
             .order_by(statements.c.sort_date, statements.c.seq)
             .offset(offset)
             .limit(limit)
@@ -306,15 +345,19 @@ class Store:
         """For every statement, in archive order, the columns whose change alters how
         it renders (the text columns change only together with these)."""
         c_ = statements.c
-        query = sa.select(
-            c_.seq,
-            c_.id,
-            c_.url,
-            c_.published,
-            c_.edited_at,
-            c_.content_fetched_at,
-            c_.content_attempts,
-        ).order_by(c_.sort_date, c_.seq)
+        query = (
+            sa.select(
+                c_.seq,
+                c_.id,
+                c_.url,
+                c_.published,
+                c_.edited_at,
+                c_.content_fetched_at,
+                c_.content_attempts,
+            )
+            .where(self._mine(statements))
+            .order_by(c_.sort_date, c_.seq)
+        )
         with self._conn() as c:
             return [tuple(r) for r in c.execute(query)]
 
@@ -322,25 +365,34 @@ class Store:
         """Every statement in the order feedbot stored it (seq), narrowly: what the
         feed documents need to place each statement and to notice it changed."""
         c_ = statements.c
-        query = sa.select(
-            c_.seq,
-            c_.published,
-            c_.id,
-            c_.url,
-            c_.first_seen,
-            c_.edited_at,
-            c_.content_fetched_at,
-            c_.content_attempts,
-            # A featured block fills in content without touching the columns above.
-            sa.func.length(c_.content),
-        ).order_by(c_.seq)
+        query = (
+            sa.select(
+                c_.seq,
+                c_.published,
+                c_.id,
+                c_.url,
+                c_.first_seen,
+                c_.edited_at,
+                c_.content_fetched_at,
+                c_.content_attempts,
+                # A featured block fills in content without touching the columns above.
+                sa.func.length(c_.content),
+            )
+            .where(self._mine(statements))
+            .order_by(c_.seq)
+        )
         with self._conn() as c:
             return [StatementKey(r[0], r[1], tuple(r[2:])) for r in c.execute(query)]
 
     def statements_in_store_order(self, offset: int, limit: int | None = None) -> list[Statement]:
         """A slice of the statements in the order feedbot stored them (seq): the
         order of the feeds' history, in which a backfill only ever appends."""
-        query = sa.select(statements).order_by(statements.c.seq).offset(offset)
+        query = (
+            sa.select(statements)
+            .where(self._mine(statements))
+            .order_by(statements.c.seq)
+            .offset(offset)
+        )
         if limit is not None:
             query = query.limit(limit)
         with self._conn() as c:
@@ -367,13 +419,16 @@ class Store:
 
     def count_statements(self) -> int:
         with self._conn() as c:
-            return int(c.execute(sa.select(sa.func.count()).select_from(statements)).scalar_one())
+            query = sa.select(sa.func.count()).select_from(statements).where(self._mine(statements))
+            return int(c.execute(query).scalar_one())
 
     def latest_change(self) -> dt.datetime | None:
         """When the stored statements last changed (a new one or an edit)."""
         with self._conn() as c:
             row = c.execute(
-                sa.select(sa.func.max(statements.c.first_seen), sa.func.max(statements.c.edited_at))
+                sa.select(
+                    sa.func.max(statements.c.first_seen), sa.func.max(statements.c.edited_at)
+                ).where(self._mine(statements))
             ).one()
             values = [v for v in row if v is not None]
             return max(values) if values else None
@@ -381,6 +436,7 @@ class Store:
     def _full_text_missing(self) -> Any:
         c_ = statements.c
         return sa.and_(
+            self._mine(statements),
             c_.url.is_not(None),
             sa.or_(c_.content_fetched_at.is_(None), c_.published.is_(None)),
         )
@@ -479,16 +535,18 @@ class Store:
         if not page.counters:
             return []  # a page without counters says nothing about them
         as_of = page.as_of or london_today(seen_at)
-        known = {r.key: r for r in c.execute(sa.select(counters))}
-        on_page = {counter.key for counter in page.counters}
+        source = self._writer
+        known = {r.key: r for r in c.execute(sa.select(counters).where(self._mine(counters)))}
+        on_page = {stored_id(source, counter.key) for counter in page.counters}
         anomalies += [
             f"the counter {row.subject!r} is no longer on the page"
             for key, row in known.items()
             if row.active and key not in on_page
         ]
         new_keys = []
-        c.execute(counters.update().values(active=False))
+        c.execute(counters.update().where(self._mine(counters)).values(active=False))
         for position, counter in enumerate(page.counters):
+            key = stored_id(source, counter.key)
             since = counter.since or (as_of - dt.timedelta(days=counter.days))
             values = {
                 "subject": counter.subject,
@@ -500,10 +558,12 @@ class Store:
                 "active": True,
                 "last_seen": seen_at,
             }
-            old = known.get(counter.key)
+            old = known.get(key)
             if old is None:
-                c.execute(counters.insert().values(key=counter.key, first_seen=seen_at, **values))
-                new_keys.append(counter.key)
+                c.execute(
+                    counters.insert().values(key=key, first_seen=seen_at, source=source, **values)
+                )
+                new_keys.append(key)
                 if known:
                     anomalies.append(
                         f"a new counter on the page: {counter.days} days since {counter.subject}"
@@ -526,12 +586,16 @@ class Store:
                     old.since,
                     since,
                 )
-            c.execute(counters.update().where(counters.c.key == counter.key).values(**values))
+            c.execute(counters.update().where(counters.c.key == key).values(**values))
         rows = c.execute(sa.select(counters).where(counters.c.key.in_(new_keys)))
         return [_counter(r) for r in rows]
 
     def counters(self, include_inactive: bool = False) -> list[StoredCounter]:
-        query = sa.select(counters).order_by(counters.c.active.desc(), counters.c.position)
+        query = (
+            sa.select(counters)
+            .where(self._mine(counters))
+            .order_by(counters.c.active.desc(), counters.c.position)
+        )
         if not include_inactive:
             query = query.where(counters.c.active.is_(True))
         with self._conn() as c:
@@ -561,7 +625,7 @@ class Store:
     def record_poll(self, record: PollRecord, conn: Connection | None = None) -> None:
         values = {k: getattr(record, k) for k in PollRecord.__dataclass_fields__}
         with self._conn(conn) as c:
-            c.execute(polls.insert().values(**values))
+            c.execute(polls.insert().values(source=self._writer, **values))
 
     def last_poll(self) -> PollRecord | None:
         polls_ = self.recent_polls(1)
@@ -569,7 +633,9 @@ class Store:
 
     def recent_polls(self, limit: int = 20) -> list[PollRecord]:
         with self._conn() as c:
-            rows = c.execute(sa.select(polls).order_by(polls.c.id.desc()).limit(limit))
+            rows = c.execute(
+                sa.select(polls).where(self._mine(polls)).order_by(polls.c.id.desc()).limit(limit)
+            )
             return [
                 PollRecord(**{k: r._mapping[k] for k in PollRecord.__dataclass_fields__})
                 for r in rows
@@ -577,7 +643,11 @@ class Store:
 
     def poll_counts(self) -> dict[str, int]:
         with self._conn() as c:
-            rows = c.execute(sa.select(polls.c.result, sa.func.count()).group_by(polls.c.result))
+            rows = c.execute(
+                sa.select(polls.c.result, sa.func.count())
+                .where(self._mine(polls))
+                .group_by(polls.c.result)
+            )
             return {r[0]: int(r[1]) for r in rows}
 
     # -- published feed documents ------------------------------------------
