@@ -42,6 +42,7 @@ _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _BOM = b"\xef\xbb\xbf"
 # lxml refuses lone surrogates; XML cannot carry the controls strip_controls drops.
 _LONE_SURROGATES = re.compile("[\ud800-\udfff]")
+_FORMATS = {"atom10": "Atom feed", "rss20": "RSS feed"}  # feedparser's names, as people say them
 _BLANK_LINE = re.compile(r"\n\s*\n")
 
 
@@ -89,23 +90,25 @@ def _xml_feed(
         for item in parsed.entries
         if (entry := _xml_entry(item, base_url, summary_chars)) is not None
     ]
-    if not entries and (parsed.get("bozo") or not version):
-        problem = parsed.get("bozo_exception") or "no Atom or RSS document in it"
-        raise ParseError(f"{base_url} is not a readable feed: {_one_line(str(problem))}")
-    return entries, _FORMATS.get(version, version or "feed")
-
-
-_FORMATS = {"atom10": "Atom feed", "rss20": "RSS feed"}
+    problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
+    # A missing or odd content type is no fault of the document.
+    if isinstance(problem, feedparser.ThingsNobodyCaresAboutButMe):
+        problem = None
+    if not entries and (problem is not None or not version):
+        reason = _one_line(str(problem)) if problem is not None else "no Atom or RSS document in it"
+        raise ParseError(f"{base_url} is not a readable feed: {reason}")
+    return entries, _FORMATS.get(version, f"{version} feed" if version else "feed")
 
 
 def _xml_entry(item: Mapping[str, Any], base_url: str, summary_chars: int) -> Entry | None:
-    content = ""
+    content, content_type = "", None
     for part in item.get("content") or ():
-        content = _text_of(part.get("value"), part.get("type"), paragraphs=True)
+        content_type = part.get("type")
+        content = _text_of(part.get("value"), content_type, paragraphs=True)
         if content:
             break
     # feedparser fills ``summary`` from the content when the feed has none.
-    summary_type = (item.get("summary_detail") or {}).get("type")
+    summary_type = (item.get("summary_detail") or {}).get("type") or content_type
     summary = _text_of(item.get("summary"), summary_type or "text/html", paragraphs=True)
     title_type = (item.get("title_detail") or {}).get("type")
     return _entry(

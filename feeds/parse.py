@@ -28,6 +28,7 @@ from urllib.parse import urljoin
 import lxml.html
 from lxml import etree
 
+from feeds.clock import LONDON
 from feeds.encoding import decode
 from feeds.entries import (
     counter_texts,
@@ -42,11 +43,11 @@ from feeds.errors import ParseError
 from feeds.layout import BLOCK_TAGS, CELL_TAGS, HIDDEN_TAGS, LinkIndex, layout_lines
 from feeds.model import Article, Counter, Entry, Page
 from feeds.profile import ListProfile, Selector, SourceProfile
-from feeds.text import clean, clean_lined_paragraphs
+from feeds.text import clean, clean_lined_paragraphs, shorten
 from feeds.textpage import count_dated_lines, read_lines
 
 __all__ = ["explain_page", "looks_like_html", "parse_article", "parse_counter", "parse_date"]
-__all__ += ["parse_page"]
+__all__ += ["headline", "parse_page"]
 
 HtmlElement: TypeAlias = Any  # lxml.html.HtmlElement; lxml ships no type information
 
@@ -192,12 +193,47 @@ def _date_in(
     return find_date(_text(element), pattern, formats)
 
 
+TITLE_CHARS = 120  # a title made from a text's first line is cut to this
+
+
+def headline(text: str, limit: int = TITLE_CHARS) -> str:
+    """A title for a text that has none: its first line; when that is long, its
+    first sentence, else the line cut at a word."""
+    line = next((c for c in (clean(x) for x in text.splitlines()) if c), "")
+    if len(line) <= limit:
+        return line
+    sentence = re.match(r"(.{20,}?[.!?…])\s", line)
+    if sentence and len(sentence.group(1)) <= limit:
+        return sentence.group(1)
+    return shorten(line, limit)
+
+
+def _attribute_date(
+    element: HtmlElement | None, attribute: str, formats: tuple[str, ...]
+) -> dt.date | None:
+    """The date an attribute holds (``<time datetime>``): ISO 8601, an instant taken
+    as its London day; else the profile's formats."""
+    value = clean(str(element.get(attribute) or "")) if element is not None else ""
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return parse_date(value, formats) if value else None
+    try:
+        return moment.astimezone(LONDON).date() if moment.tzinfo else moment.date()
+    except OverflowError:  # an instant at the edge of the calendar
+        return None
+
+
 def _list_entries(
     root: HtmlElement, lp: ListProfile, base_url: str, profile: SourceProfile
 ) -> list[Entry]:
     entries = []
     for item in lp.item(root):
-        title = _text(_first(item, lp.title))
+        title_el = _first(item, lp.title)
+        if lp.title_first_line and title_el is not None:
+            title = headline(_paragraphs(title_el))
+        else:
+            title = _text(title_el)
         if not title:
             continue
         date_el = _first(item, lp.date)
@@ -206,9 +242,18 @@ def _list_entries(
         lead_el = _first(item, lp.lead)
         lead = clean(_paragraphs(lead_el)) if lead_el is not None else ""
         url = _href(_first(item, lp.link) if lp.link else _first(item, lp.title), base_url)
-        published = _date_in(date_el, lp.date_pattern, profile.date_formats)
+        if lp.date_attribute:
+            published = _attribute_date(date_el, lp.date_attribute, profile.date_formats)
+        else:
+            published = _date_in(date_el, lp.date_pattern, profile.date_formats)
+        if lp.title_first_line:  # the text is the whole post: its full text, the lead cut from it
+            text = _paragraphs(lead_el) if lead_el is not None else ""
+            rest = text.removeprefix(title)  # the title once, not again as the lead's start
+            lead = shorten(rest, profile.summary_chars) or title
+            entries.append(make_entry(title, published, lead, url, content=text or None))
+            continue
         entries.append(make_entry(title, published, lead, url))
-    return entries
+    return entries[::-1] if lp.newest_last else entries
 
 
 def _parse_html(root: HtmlElement, base_url: str, profile: SourceProfile) -> Page:
