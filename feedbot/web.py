@@ -28,7 +28,8 @@ from urllib.parse import urlsplit
 import jinja2
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from lxml import etree
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import metrics as bot_metrics
@@ -37,11 +38,13 @@ from feedbot.settings import Settings
 from feeds import metrics as feed_metrics
 from feeds import render
 from feeds.clock import LONDON
+from feeds.config import SourceSettings
 from feeds.errors import ConfigError
 from feeds.links import safe_link
-from feeds.pipeline import feed_context
+from feeds.model import StoredCounter
+from feeds.pipeline import feed_context, source_labels
 from feeds.publish import etag_of
-from feeds.render import FeedContext
+from feeds.render import FeedContext, SourceLabel, counter_source
 from feeds.store import Store
 from feeds.urls import masked, masked_in_text, without_credentials
 
@@ -53,6 +56,8 @@ CONTENT_TYPES = {
     ".json": "application/feed+json; charset=utf-8",
 }
 _STATEMENT = re.compile(r"^/statements/(\d{1,18})$")
+_SOURCE = re.compile(r"^/sources/([a-z0-9][a-z0-9-]{0,31})$")
+OPML_TYPE = "text/x-opml; charset=utf-8"
 # The shapes of the names the publisher writes (a folder level for archives or a
 # source's own feeds), short enough for any file system: anything else is a 404
 # without a look at the disk.
@@ -61,8 +66,25 @@ _FEED_NAME = re.compile(
 )
 _STYLE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
 # The documents a reader may subscribe to before the first poll: answered empty
-# (and valid) until the publisher has written them.
+# (and valid) until the publisher has written them (also under each source's <id>/).
 CURRENT_FEEDS = ("statements.atom", "statements.rss", "statements.json", "counters.atom")
+FEED_KINDS = (
+    ("Atom", "statements.atom", "application/atom+xml"),
+    ("RSS", "statements.rss", "application/rss+xml"),
+    ("JSON Feed", "statements.json", "application/feed+json"),
+    ("Counters (Atom)", "counters.atom", "application/atom+xml"),
+)
+
+# Per source, read from the database when scraped (cheap: a few indexed queries each).
+SOURCE_UP = Gauge(
+    "feedbot_source_up",
+    "1 when the source's last poll succeeded (read or not modified), 0 when it failed",
+    ["source"],
+)
+SOURCE_STATEMENTS = Gauge("feedbot_source_statements", "Statements stored, by source", ["source"])
+SOURCE_FAILURES = Gauge(
+    "feedbot_source_consecutive_failures", "Polls failed in a row, by source", ["source"]
+)
 
 
 @dataclass(frozen=True)
@@ -122,7 +144,9 @@ class FeedFiles:
         return found
 
 
-def feed_file(name: str, body: bytes, etag: str, mtime: float, key: Any) -> FeedFile:
+def feed_file(
+    name: str, body: bytes, etag: str, mtime: float, key: Any, content_type: str | None = None
+) -> FeedFile:
     return FeedFile(
         key=key,
         body=body,
@@ -131,7 +155,7 @@ def feed_file(name: str, body: bytes, etag: str, mtime: float, key: Any) -> Feed
         gzip_etag=f'{etag[:-1]}-gz"',
         last_modified=email.utils.formatdate(mtime, usegmt=True),
         mtime=int(mtime),
-        content_type=CONTENT_TYPES[os.path.splitext(name)[1]],
+        content_type=content_type or CONTENT_TYPES[os.path.splitext(name)[1]],
     )
 
 
@@ -139,33 +163,61 @@ class EmptyFeeds:
     """The subscription documents with no entries, for the time before the
     publisher first wrote them: a reader subscribing then gets a valid feed, not
     a 404 it may give up on. The same bytes the publisher writes for an empty
-    store, rendered once each."""
+    store, rendered once each.
 
-    def __init__(self, ctx: FeedContext, counter_days: int) -> None:
-        self.ctx = ctx
+    ``sets``: (prefix, context, has counters) of each set of documents: the
+    combined ones at the top level (prefix ""), each source's under ``<id>/``."""
+
+    def __init__(self, sets: list[tuple[str, FeedContext, bool]], counter_days: int) -> None:
         self.counter_days = counter_days
+        self._known = {
+            f"{prefix}{name}": (ctx, name)
+            for prefix, ctx, counters in sets
+            for name in CURRENT_FEEDS
+            if counters or name != "counters.atom"
+        }
         self._made: dict[str, FeedFile] = {}
 
     def get(self, name: str) -> FeedFile | None:
-        if name not in CURRENT_FEEDS:
+        known = self._known.get(name)
+        if known is None:
             return None
         made = self._made.get(name)
         if made is None:
-            body = self._render(name)
+            body = self._render(known[0], known[1], f"/feeds/{name}")
             when = render.EPOCH.timestamp()
             made = self._made[name] = feed_file(name, body, etag_of(body), when, etag_of(body))
         return made
 
-    def _render(self, name: str) -> bytes:
-        path = f"/feeds/{name}"
-        if name == "statements.atom":
-            return render.statements_atom([], self.ctx, path, render.ArchiveLinks())
-        if name == "statements.rss":
-            return render.statements_rss([], self.ctx, path)
-        if name == "statements.json":
-            return render.statements_json([], self.ctx, path)
+    def _render(self, ctx: FeedContext, kind: str, path: str) -> bytes:
+        if kind == "statements.atom":
+            return render.statements_atom([], ctx, path, render.ArchiveLinks())
+        if kind == "statements.rss":
+            return render.statements_rss([], ctx, path)
+        if kind == "statements.json":
+            return render.statements_json([], ctx, path)
         today = dt.datetime.now(LONDON).date()  # no counters: the date shows nowhere
-        return render.counters_atom([], self.ctx, path, today, self.counter_days)
+        return render.counters_atom([], ctx, path, today, self.counter_days)
+
+
+FeedLink = tuple[str, str, str]  # (label, public address, media type)
+
+
+def opml(title: str, groups: list[tuple[str, str, list[FeedLink]]]) -> bytes:
+    """OPML 2.0 subscription list: one outline per group (text, page address), a
+    ``type="rss"`` outline per feed in it (OPML's type for any feed format)."""
+    root = etree.Element("opml", version="2.0")
+    head = etree.SubElement(root, "head")
+    etree.SubElement(head, "title").text = render.xml_text(title)
+    body = etree.SubElement(root, "body")
+    for text, page, links in groups:
+        group = etree.SubElement(body, "outline", text=render.xml_text(text))
+        for label, href, _type in links:
+            name = render.xml_text(f"{text} ({label})")
+            etree.SubElement(
+                group, "outline", type="rss", text=name, title=name, xmlUrl=href, htmlUrl=page
+            )
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
 
 
 class DatabaseFeeds:
@@ -340,9 +392,26 @@ class WebApp:
             settings.feeds.publish.folder, http.feed_recheck_seconds
         )
         self.feed_ctx = feed_context(settings.feeds)
-        self.empty = EmptyFeeds(self.feed_ctx, settings.feeds.publish.counter_days)
+        # Every configured source, the primary first; a deployment of one source shows
+        # its pages and feeds as before several sources existed (no source named).
+        self.sources = settings.feeds.sources
+        self.several = len(self.sources) > 1
+        self.labels: dict[str, SourceLabel] = source_labels(settings.feeds)
+        self.source_ctx = {s.id: feed_context(settings.feeds, s) for s in self.sources}
+        self.empty = EmptyFeeds(
+            [
+                ("", self.feed_ctx, True),
+                *((f"{s.id}/", self.source_ctx[s.id], s.counters) for s in self.sources),
+            ],
+            settings.feeds.publish.counter_days,
+        )
         self.worker = worker or WorkerView()
-        self.pages = {"/": self.index, "/healthz": self.healthz, "/metrics": self.metrics}
+        self.pages = {
+            "/": self.index,
+            "/healthz": self.healthz,
+            "/metrics": self.metrics,
+            "/feeds.opml": self.opml,
+        }
         self.started = time.time()
         self.cache_control = f"public, max-age={min(settings.feeds.source.poll_seconds, 300)}"
         self.templates = jinja2.Environment(
@@ -364,15 +433,35 @@ class WebApp:
         # Links between the pages keep the public address's path (``https://host/prefix/``
         # behind a proxy that strips it); feed addresses are given whole, for readers.
         self.prefix = urlsplit(self.feed_ctx.public_url).path.rstrip("/")
-        self.feed_links = [
-            (label, self.feed_ctx.url(f"/feeds/{name}"), kind)
-            for label, name, kind in (
-                ("Atom", "statements.atom", "application/atom+xml"),
-                ("RSS", "statements.rss", "application/rss+xml"),
-                ("JSON Feed", "statements.json", "application/feed+json"),
-                ("Counters (Atom)", "counters.atom", "application/atom+xml"),
-            )
+        self.feed_links = self._links(self.feed_ctx, "", counters=True)
+        self.source_links = {
+            s.id: self._links(self.source_ctx[s.id], f"{s.id}/", s.counters) for s in self.sources
+        }
+        self.opml_url = self.feed_ctx.url("/feeds.opml")
+        self.opml_file = self._opml_file()
+
+    def _links(self, ctx: FeedContext, prefix: str, counters: bool) -> list[FeedLink]:
+        return [
+            (label, ctx.url(f"/feeds/{prefix}{name}"), kind)
+            for label, name, kind in FEED_KINDS
+            if counters or name != "counters.atom"
         ]
+
+    def _opml_file(self) -> FeedFile:
+        """Every feed, grouped by source (one source: its feeds at the top level, the
+        same statements as its own copies); made once, the settings being fixed."""
+        title = self.settings.feeds.publish.title
+        if self.several:
+            groups = [(f"{title}: all sources", self.feed_ctx.url("/"), self.feed_links)]
+            groups += [
+                (s.name, self.feed_ctx.url(f"/sources/{s.id}"), self.source_links[s.id])
+                for s in self.sources
+            ]
+        else:
+            groups = [(title, self.feed_ctx.url("/"), self.feed_links)]
+        body = opml(title, groups)
+        etag = etag_of(body)
+        return feed_file("feeds.opml", body, etag, self.started, etag, OPML_TYPE)
 
     def _style(self) -> str:
         """The text of base.html's ``<style>`` element, as sent (it holds no template code)."""
@@ -450,12 +539,21 @@ class WebApp:
             return await page(request)
         if (match := _STATEMENT.match(path)) is not None:
             return await self.statement(int(match.group(1)))
+        if (match := _SOURCE.match(path)) is not None:
+            return await self.source_page(match.group(1))
         return web.Response(status=404, text="404: Not Found\n")
+
+    async def opml(self, request: web.BaseRequest) -> web.Response:
+        return self.send(request, self.opml_file)
 
     def feed(self, request: web.BaseRequest, name: str) -> web.Response:
         f = self.files.get(name) or self.empty.get(name)
         if f is None:
             return web.Response(status=404, text="no such feed\n")
+        return self.send(request, f)
+
+    def send(self, request: web.BaseRequest, f: FeedFile) -> web.Response:
+        """A document with its validators: 304 to a conditional request that matches."""
         gz = accepts_gzip(request.headers.get("Accept-Encoding", ""))
         headers = {
             "ETag": f.gzip_etag if gz else f.etag,
@@ -470,18 +568,18 @@ class WebApp:
             headers["Content-Encoding"] = "gzip"
         return web.Response(body=f.gzipped if gz else f.body, headers=headers)
 
-    def _status(self) -> dict[str, Any]:
-        store = self.store
-        state = store.source_state(self.settings.feeds.source.url)
+    def _source_status(self, source: SourceSettings) -> dict[str, Any]:
+        """One source's health: its last poll, failures in a row, statements."""
+        store = self.store.view(source.key)
+        state = store.source_state(source.url)
         last = store.last_poll()
-        now = time.time()
         reference = state.last_success_at.timestamp() if state.last_success_at else self.started
-        limit = self.settings.http.unhealthy_after_seconds
-        healthy = now - reference <= limit
-        doc: dict[str, Any] = {
+        healthy = time.time() - reference <= self.settings.http.unhealthy_after_seconds
+        return {
             "status": "ok" if healthy else "failing",
-            "version": VERSION,
-            "source": masked(self.settings.feeds.source.url),
+            "name": source.name,
+            "kind": source.kind,
+            "source": masked(source.url),
             "last_poll": None
             if last is None
             else {
@@ -499,6 +597,18 @@ class WebApp:
             # statement pages, apart from the source's health: pending, failing, skipped
             "full_texts": store.full_text_counts(self.settings.feeds.fetch.article_attempts),
         }
+
+    def _status(self) -> dict[str, Any]:
+        """The service's health. The top-level keys are the primary source's (as
+        before several sources), ``sources`` has every source's by id; the status
+        (and the 503) follows the primary source, each source has its own."""
+        sources = {s.id: self._source_status(s) for s in self.sources}
+        primary = sources[self.sources[0].id]
+        doc: dict[str, Any] = {
+            "status": primary["status"],
+            "version": VERSION,
+            **{k: v for k, v in primary.items() if k not in ("status", "name", "kind")},
+        }
         subscribers = self.bot_store.subscriber_counts()
         outbox = self.bot_store.outbox_counts()
         doc.update(
@@ -511,6 +621,7 @@ class WebApp:
             ],
             worker=self.worker.state(),
             bot=self.worker.bot(),
+            sources=sources,
         )
         return doc
 
@@ -529,40 +640,88 @@ class WebApp:
         outbox = self.bot_store.outbox_counts()
         bot_metrics.OUTBOX_BACKLOG.set(outbox.get("pending", 0) + outbox.get("sending", 0))
         bot_metrics.SUBSCRIBERS.set(self.bot_store.subscriber_counts()["total"])
-        feed_metrics.STATEMENTS_STORED.set(self.store.count_statements())
+        feed_metrics.STATEMENTS_STORED.set(self.store.view(None).count_statements())
         full_texts = self.store.full_text_counts(self.settings.feeds.fetch.article_attempts)
         for state, count in full_texts.items():
             feed_metrics.FULL_TEXTS.labels(state).set(count)
+        for source in self.sources:
+            store = self.store.view(source.key)
+            SOURCE_STATEMENTS.labels(source.id).set(store.count_statements())
+            SOURCE_FAILURES.labels(source.id).set(
+                store.source_state(source.url).consecutive_failures
+            )
+            last = store.last_poll()
+            if last is not None:
+                SOURCE_UP.labels(source.id).set(last.result in ("ok", "not_modified"))
 
     async def metrics(self, request: web.BaseRequest) -> web.Response:
         await asyncio.to_thread(self._refresh_gauges)
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    def _counters(self, store: Store, today: dt.date) -> list[dict[str, Any]]:
+        """The counters to show (of sources that have them), each with its source."""
+        shown = {s.key: s.counters for s in self.sources}
+        found: list[StoredCounter] = store.counters()
+        return [
+            {
+                "days": c.days_on(today),
+                "subject": c.subject,
+                "note": c.note,
+                "since": c.since,
+                "source": self.labels.get(counter_source(c.key, shown)),
+            }
+            for c in found
+            if shown.get(counter_source(c.key, shown), False)
+        ]
+
     def _index_context(self) -> dict[str, Any]:
-        store = self.store
+        everything = self.store.view(None)
         today = dt.datetime.now(LONDON).date()
-        counters = store.counters()
+        status = self._status()
         return {
             "subtitle": self.settings.feeds.publish.subtitle,
             "source_url": without_credentials(self.settings.feeds.source.url),
-            "statements": store.statements(limit=30),
-            "counters": [
-                {"days": c.days_on(today), "subject": c.subject, "note": c.note, "since": c.since}
-                for c in counters
-            ],
+            "statements": everything.statements(limit=30),
+            "counters": self._counters(everything, today),
             "today": today,
-            "status": self._status(),
+            "status": status,
+            "stored": everything.count_statements(),
             "bot_username": self.worker.bot_username(),
+            "sources": [
+                {
+                    "id": s.id,
+                    "name": s.name,
+                    "url": without_credentials(s.url),
+                    **status["sources"][s.id],
+                }
+                for s in self.sources
+            ],
+        }
+
+    def _source_context(self, source: SourceSettings) -> dict[str, Any]:
+        store = self.store.view(source.key)
+        today = dt.datetime.now(LONDON).date()
+        return {
+            "source": source,
+            "source_url": without_credentials(source.url),
+            "statements": store.statements(limit=30),
+            "counters": self._counters(store, today) if source.counters else [],
+            "today": today,
+            "status": self._source_status(source),
         }
 
     def _page(self, template: str, **context: Any) -> web.Response:
-        body = self.templates.get_template(template).render(
-            title=self.settings.feeds.publish.title,
-            feeds=self.feed_links,
-            prefix=self.prefix,
-            render=render,
-            **context,
-        )
+        values: dict[str, Any] = {
+            "title": self.settings.feeds.publish.title,
+            "feeds": self.feed_links,
+            "opml": self.opml_url,
+            "prefix": self.prefix,
+            "render": render,
+            "several": self.several,
+            # a statement's source, named only where there are several
+            "labels": self.labels if self.several else {},
+        }
+        body = self.templates.get_template(template).render(values | context)
         return web.Response(
             text=body, content_type="text/html", charset="utf-8", headers=self.page_headers
         )
@@ -576,3 +735,10 @@ class WebApp:
             return web.Response(status=404, text="no such statement\n")
         versions = await asyncio.to_thread(self.store.versions, found.id)
         return self._page("statement.html", s=found, versions=versions)
+
+    async def source_page(self, source_id: str) -> web.Response:
+        found = next((s for s in self.sources if s.id == source_id), None)
+        if found is None:
+            return web.Response(status=404, text="no such source\n")
+        context = await asyncio.to_thread(self._source_context, found)
+        return self._page("source.html", feeds=self.source_links[found.id], **context)

@@ -399,7 +399,12 @@ _SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 SOURCE_KINDS = ("page", "feed")
 
 
+RESERVED_IDS = frozenset({"archive"})  # /feeds/archive/ holds the combined archives
+
+
 def source_id(value: str) -> str | None:
+    if value in RESERVED_IDS:
+        return f"{value!r} is reserved (it names a folder of the combined feeds)"
     if _SOURCE_ID.match(value):
         return None
     return "must be 1-32 lower-case letters, digits or '-', starting with a letter or digit"

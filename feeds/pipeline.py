@@ -49,7 +49,7 @@ from feeds.model import Changes, Page, PollRecord, Statement
 from feeds.parse import parse_article, parse_page
 from feeds.politeness import HostGate
 from feeds.publish import FeedBuilder, publish
-from feeds.render import FeedContext
+from feeds.render import FeedContext, SourceLabel
 from feeds.store import Store, serialise
 from feeds.urls import masked_in_text, page_base, with_credentials_of
 
@@ -122,15 +122,57 @@ class PollOutcome:
         return "; ".join(parts)
 
 
-def feed_context(config: FeedsConfig) -> FeedContext:
+def feed_context(config: FeedsConfig, source: SourceSettings | None = None) -> FeedContext:
+    """The feeds' context: of the combined documents at the top level (no ``source``),
+    or of one source's own documents (titled with the source's name)."""
     f = config.publish
+    if source is None:
+        return FeedContext(
+            public_url=f.public_url,
+            source_url=config.source.url,
+            title=f.title,
+            subtitle=f.subtitle,
+            author=f.author,
+            hub=f.websub_hub,
+        )
     return FeedContext(
         public_url=f.public_url,
-        source_url=config.source.url,
-        title=f.title,
-        subtitle=f.subtitle,
+        source_url=source.url,
+        title=source.name,
+        subtitle=f.subtitle if source.primary else "",
         author=f.author,
         hub=f.websub_hub,
+    )
+
+
+def source_labels(config: FeedsConfig) -> dict[str, SourceLabel]:
+    """Every configured source's label by its store key."""
+    return {s.key: SourceLabel(s.id, s.name) for s in config.sources}
+
+
+def combined_builder(config: FeedsConfig, store: Store) -> FeedBuilder:
+    """The top-level documents: every source's statements (entries name their
+    source when there are several), the counters of every source that has them."""
+    several = len(config.sources) > 1
+    return FeedBuilder(
+        store.view(None),
+        feed_context(config),
+        config.publish.entries,
+        config.publish.counter_days,
+        labels=source_labels(config) if several else None,
+        counter_sources={s.key: s.counters for s in config.sources},
+    )
+
+
+def source_builder(config: FeedsConfig, store: Store, source: SourceSettings) -> FeedBuilder:
+    """One source's own documents, under ``<id>/``."""
+    return FeedBuilder(
+        store.view(source.key),
+        feed_context(config, source),
+        config.publish.entries,
+        config.publish.counter_days,
+        prefix=f"{source.id}/",
+        counters=source.counters,
     )
 
 
@@ -152,12 +194,10 @@ class Pipeline:
         self.fetcher = fetcher or Fetcher(config.fetch)
         self.clock = clock
         self.sleep = sleep
-        self.builder = FeedBuilder(
-            self.store,
-            feed_context(config),
-            config.publish.entries,
-            config.publish.counter_days,
-        )
+        # The combined documents (top level: what `feedbot feed` prints) and this
+        # source's own (under <id>/); a publish after a poll rewrites both.
+        self.builder = combined_builder(config, store)
+        self.source_builder = source_builder(config, store, self.source)
         self._published_day: dt.date | None = None
         # One request at a time to a host, the poll first (full texts give way); the
         # pipelines of sources on one host share one gate.
@@ -267,13 +307,28 @@ class Pipeline:
         return self.read(response.body, response.url, response.content_type)
 
     def publish(self, now: dt.datetime | None = None) -> list[str]:
+        """Rewrite the combined documents and this source's own (each only where its
+        bytes changed); returns the names written, the combined ones first."""
         today = london_today(now or self.clock())
-        written = publish(self.config.publish.folder, self.builder, today)
+        folder = self.config.publish.folder
+        combined = publish(folder, self.builder, today)
+        own = publish(folder, self.source_builder, today)
         self._published_day = today
+        written = [*combined, *own]
         metrics.FEEDS_WRITTEN.inc(len(written))
-        metrics.STATEMENTS_STORED.set(self.store.count_statements())
-        websub.announce(self.fetcher.session, self.builder.ctx, written, self.config.fetch)
+        metrics.STATEMENTS_STORED.set(self.builder.store.count_statements())
+        self._announce(combined, own)
         return written
+
+    def _announce(self, combined: list[str], own: list[str]) -> None:
+        """Ping the WebSub hub for every topic document rewritten, of either set."""
+        hub = self.builder.ctx.hub
+        prefix = self.source_builder.prefix
+        topics = websub.changed_topics(self.builder.ctx, combined) + [
+            self.source_builder.feed_url(name) for name in websub.TOPICS if f"{prefix}{name}" in own
+        ]
+        if hub and topics:
+            websub.ping_hub(self.fetcher.session, hub, topics, self.config.fetch)
 
     def fetch_full_text(self, stop: threading.Event | None = None) -> FullTextResult | None:
         """Read the next statement page that is due (one request), or None when none is.

@@ -16,6 +16,14 @@ only while the store has fewer) and is never empty once anything is stored; a
 reader that ignores archives misses nothing as long as it polls before
 ``per_doc`` new statements arrive. ``statements.rss`` and ``statements.json``
 have no archives: they hold the ``per_doc`` newest statements by publication.
+
+Several sources: each source's documents live under ``<id>/`` (a builder with
+``prefix="<id>/"`` over the source's store view) with archives of their own
+under ``<id>/archive/``, and the combined documents of all sources at the top
+level (a builder over ``store.view(None)`` whose entries name their source when
+there is more than one). Each set keeps its own manifest, and one process
+publishes one set at a time, so pipelines of several sources can share the
+combined set.
 """
 
 from __future__ import annotations
@@ -26,13 +34,14 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from feeds import render
-from feeds.model import Statement
-from feeds.render import ArchiveLinks, FeedContext, Ranks
+from feeds.model import Statement, StoredCounter
+from feeds.render import ArchiveLinks, FeedContext, Labels, Ranks, counter_source
 from feeds.store import StatementKey, Store
 
 MANIFEST = ".manifest.json"
@@ -40,6 +49,15 @@ MANIFEST = ".manifest.json"
 # archive documents written by an older feedbot are written again once.
 RENDER_VERSION = 2
 _ARCHIVE_NAME = re.compile(r"^archive/statements-(\d+)\.atom$")
+# One set of documents (a folder's top level, or one source's folder) is published
+# by one thread at a time: pipelines of several sources all rewrite the combined set.
+_SET_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_SET_LOCKS_GUARD = threading.Lock()
+
+
+def _set_lock(folder: Path, prefix: str) -> threading.Lock:
+    with _SET_LOCKS_GUARD:
+        return _SET_LOCKS.setdefault((str(folder.resolve()), prefix), threading.Lock())
 
 
 @dataclass(frozen=True)
@@ -80,16 +98,47 @@ def _fingerprint(keys: Sequence[StatementKey], ranks: Ranks, *extra: object) -> 
 
 class FeedBuilder:
     """All feed documents for one store state. Archive documents are rendered only
-    when what they hold changed (tracked by fingerprint in a manifest)."""
+    when what they hold changed (tracked by fingerprint in a manifest).
 
-    def __init__(self, store: Store, ctx: FeedContext, per_doc: int, counter_days: int) -> None:
+    ``prefix``: where the set lives under the feeds folder ("" the top level,
+    ``"<id>/"`` a source's own). ``labels``: each entry names its source (the
+    combined documents of several sources). ``counters``: whether the set has a
+    counters document; ``counter_sources``: every source's key -> whether its
+    counters are shown (None: all counters)."""
+
+    def __init__(
+        self,
+        store: Store,
+        ctx: FeedContext,
+        per_doc: int,
+        counter_days: int,
+        prefix: str = "",
+        labels: Labels | None = None,
+        counters: bool = True,
+        counter_sources: Mapping[str, bool] | None = None,
+    ) -> None:
         self.store = store
         self.ctx = ctx
         self.per_doc = per_doc
         self.counter_days = counter_days
+        self.prefix = prefix
+        self.labels = labels
+        self.counters = counters
+        self.counter_sources = counter_sources
 
     def feed_url(self, name: str) -> str:
-        return self.ctx.url(f"/feeds/{name}")
+        """The public address of ``name`` (relative to this set's folder)."""
+        return self.ctx.url(f"/feeds/{self.prefix}{name}")
+
+    def path(self, name: str) -> str:
+        return f"/feeds/{self.prefix}{name}"
+
+    def _counters(self) -> list[StoredCounter]:
+        found = self.store.counters()
+        if self.counter_sources is None:
+            return found
+        shown = self.counter_sources
+        return [c for c in found if shown.get(counter_source(c.key, shown), False)]
 
     def documents(
         self, known: dict[str, str], today: dt.date
@@ -118,31 +167,43 @@ class FeedBuilder:
         )
         atom_items = render.newest_first(tail, ranks)
         atom_body = render.statements_atom(
-            atom_items, self.ctx, "/feeds/statements.atom", links, ranks
+            atom_items, self.ctx, self.path("statements.atom"), links, ranks, self.labels
         )
         latest = render.newest_first(self.store.statements(limit=self.per_doc), ranks)
         latest_updated = render.feed_updated(latest, ranks)
-        counters_body = render.counters_atom(
-            self.store.counters(), self.ctx, "/feeds/counters.atom", today, self.counter_days
-        )
-        return [
+        p = self.prefix
+        documents = [
             Document(
-                "statements.atom",
+                f"{p}statements.atom",
                 atom_body,
                 render.feed_updated(atom_items, ranks),
             ),
             Document(
-                "statements.rss",
-                render.statements_rss(latest, self.ctx, "/feeds/statements.rss", ranks),
+                f"{p}statements.rss",
+                render.statements_rss(
+                    latest, self.ctx, self.path("statements.rss"), ranks, self.labels
+                ),
                 latest_updated,
             ),
             Document(
-                "statements.json",
-                render.statements_json(latest, self.ctx, "/feeds/statements.json", ranks),
+                f"{p}statements.json",
+                render.statements_json(
+                    latest, self.ctx, self.path("statements.json"), ranks, self.labels
+                ),
                 latest_updated,
             ),
-            Document("counters.atom", counters_body, render.day_start(today)),
         ]
+        if self.counters:
+            counters_body = render.counters_atom(
+                self._counters(),
+                self.ctx,
+                self.path("counters.atom"),
+                today,
+                self.counter_days,
+                self.labels,
+            )
+            documents.append(Document(f"{p}counters.atom", counters_body, render.day_start(today)))
+        return documents
 
     def archive_links(self, page: int, pages: int) -> ArchiveLinks:
         """RFC 5005: prev/next-archive only between archives, ``current`` to the
@@ -170,17 +231,22 @@ class FeedBuilder:
             ranks = day_ranks(keys)
         pages = archive_count(len(keys), self.per_doc)
         docs, prints = [], {}
+        # Entries that name their source change with the sources' names (once, like a
+        # changed title); a deployment of one source fingerprints as it always did.
+        naming = () if self.labels is None else (sorted(self.labels.items()),)
         for page in range(1, pages + 1):
             links = self.archive_links(page, pages)
-            name = archive_name(page)
+            name = f"{self.prefix}{archive_name(page)}"
             start = (page - 1) * self.per_doc
             chunk = keys[start : start + self.per_doc]
-            prints[name] = _fingerprint(chunk, ranks, links, self.ctx)
+            prints[name] = _fingerprint(chunk, ranks, links, self.ctx, *naming)
             if known.get(name) == prints[name]:
                 continue
             items = self._archived(start, chunk)
             ordered = render.newest_first(items, ranks)
-            body = render.statements_atom(ordered, self.ctx, f"/feeds/{name}", links, ranks)
+            body = render.statements_atom(
+                ordered, self.ctx, self.path(archive_name(page)), links, ranks, self.labels
+            )
             docs.append(Document(name, body, render.feed_updated(items, ranks)))
         return docs, prints
 
@@ -212,9 +278,14 @@ def etag_of(body: bytes) -> str:
 
 
 def publish(folder: Path, builder: FeedBuilder, today: dt.date) -> list[str]:
-    """Write every changed document to the folder and the database; returns the
-    names that changed in either."""
-    manifest_path = folder / MANIFEST
+    """Write every changed document of the builder's set to the folder and the
+    database; returns the names (under the folder) that changed in either."""
+    with _set_lock(folder, builder.prefix):
+        return _publish(folder, builder, today)
+
+
+def _publish(folder: Path, builder: FeedBuilder, today: dt.date) -> list[str]:
+    manifest_path = folder / builder.prefix / MANIFEST
     try:
         known = json.loads(manifest_path.read_text("utf-8"))
     except (FileNotFoundError, ValueError):
@@ -241,21 +312,24 @@ def publish(folder: Path, builder: FeedBuilder, today: dt.date) -> list[str]:
             written.append(doc.name)
     if to_store:
         builder.store.save_documents(to_store, dt.datetime.now(dt.UTC))
-    written += _remove_stale_archives(folder, builder.store, set(prints), stored)
+    written += _remove_stale_archives(folder, builder.prefix, builder.store, set(prints), stored)
     if prints != known:
         write_atomically(manifest_path, json.dumps(prints, sort_keys=True, indent=1).encode())
     return written
 
 
 def _remove_stale_archives(
-    folder: Path, store: Store, current: set[str], stored: dict[str, str]
+    folder: Path, prefix: str, store: Store, current: set[str], stored: dict[str, str]
 ) -> list[str]:
-    """Archive documents beyond the current history (left by an older feedbot that
-    cut archives differently): removed from the folder and the database."""
+    """Archive documents of this set beyond the current history (left by an older
+    feedbot that cut archives differently): removed from the folder and the database."""
     on_disk = [
-        f"archive/{p.name}" for p in (folder / "archive").glob("statements-*.atom") if p.is_file()
+        f"{prefix}archive/{p.name}"
+        for p in (folder / prefix / "archive").glob("statements-*.atom")
+        if p.is_file()
     ]
-    stale = sorted({n for n in [*on_disk, *stored] if _ARCHIVE_NAME.match(n) and n not in current})
+    mine = [n.removeprefix(prefix) for n in [*on_disk, *stored] if n.startswith(prefix)]
+    stale = sorted({f"{prefix}{n}" for n in mine if _ARCHIVE_NAME.match(n)} - current)
     for name in stale:
         (folder / name).unlink(missing_ok=True)
     store.delete_documents(stale)

@@ -13,7 +13,7 @@ import hashlib
 import html
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +45,31 @@ class FeedContext:
     def url(self, path: str) -> str:
         """``path`` under the public address: ``https://host/prefix/`` + ``feeds/x.atom``."""
         return f"{self.public_url.rstrip('/')}/{path.lstrip('/')}"
+
+
+@dataclass(frozen=True)
+class SourceLabel:
+    """How an entry of a document of several sources names its source."""
+
+    id: str  # the source's id: /feeds/<id>/…, /sources/<id>
+    name: str
+
+
+# Source key (Statement.source: "" for the primary) -> its label. Given only to the
+# documents of several sources: a deployment of one source names none.
+Labels = Mapping[str, SourceLabel]
+
+
+def label_of(labels: Labels, key: str) -> SourceLabel:
+    """A statement's source label; a source gone from the settings keeps its key."""
+    return labels.get(key) or SourceLabel(key or "main", key or "main")
+
+
+def counter_source(key: str, labels: Collection[str]) -> str:
+    """The source key of a stored counter: non-primary sources' counter keys end in
+    ``#<source key>`` (``feeds.store.stored_id``), the primary's carry no mark."""
+    head, mark, tail = key.rpartition("#")
+    return tail if mark and head and tail in labels else ""
 
 
 @dataclass(frozen=True)
@@ -179,7 +204,16 @@ def _generator(
     return fg
 
 
-def _add_statement(fg: FeedGenerator, s: Statement, rank: int) -> None:
+def _name_source(fe: Any, ctx: FeedContext, label: SourceLabel) -> None:
+    """An entry of several sources' document says whose it is: the source as the
+    entry's author (what readers show) and as a category (RSS: its name)."""
+    fe.author({"name": xml_text(label.name), "uri": ctx.url(f"/sources/{label.id}")})
+    fe.category(term=label.id, label=xml_text(label.name), scheme=ctx.url("/sources/"))
+
+
+def _add_statement(
+    fg: FeedGenerator, s: Statement, rank: int, ctx: FeedContext, labels: Labels | None
+) -> None:
     fe = fg.add_entry(order="append")
     fe.id(xml_text(s.id))
     fe.guid(xml_text(s.id), permalink=bool(s.url) and s.url == s.id)
@@ -196,6 +230,8 @@ def _add_statement(fg: FeedGenerator, s: Statement, rank: int) -> None:
     fe.content(content_html(s) or paragraphs_html(lead), type="html")
     fe.register_extension("rss_updated", _RssItemUpdated, atom=False, rss=True)
     fe.rss_updated.value = updated_at(s, rank)
+    if labels is not None:
+        _name_source(fe, ctx, label_of(labels, s.source))
 
 
 def statements_atom(
@@ -204,8 +240,10 @@ def statements_atom(
     path: str,
     links: ArchiveLinks | None = None,
     ranks: Ranks = _NO_RANKS,
+    labels: Labels | None = None,
 ) -> bytes:
-    """An Atom document of ``items`` in the order given (``newest_first`` orders them)."""
+    """An Atom document of ``items`` in the order given (``newest_first`` orders them);
+    with ``labels`` (several sources) each entry names its source."""
     fg = _generator(ctx, ctx.url(path), feed_updated(items, ranks), ctx.title, ctx.subtitle)
     if links:
         if links.prev_archive:
@@ -217,17 +255,21 @@ def statements_atom(
         if links.is_archive:
             fg.register_extension("fh", _ArchiveMarker, None, atom=True, rss=False)
     for s in items:
-        _add_statement(fg, s, ranks.get(s.seq, 0))
+        _add_statement(fg, s, ranks.get(s.seq, 0), ctx, labels)
     return bytes(fg.atom_str(pretty=True))
 
 
 def statements_rss(
-    items: Sequence[Statement], ctx: FeedContext, path: str, ranks: Ranks = _NO_RANKS
+    items: Sequence[Statement],
+    ctx: FeedContext,
+    path: str,
+    ranks: Ranks = _NO_RANKS,
+    labels: Labels | None = None,
 ) -> bytes:
     fg = _generator(ctx, ctx.url(path), feed_updated(items, ranks), ctx.title, ctx.subtitle)
     fg.description(xml_text(ctx.subtitle or ctx.title).strip() or "feedbot")
     for s in items:
-        _add_statement(fg, s, ranks.get(s.seq, 0))
+        _add_statement(fg, s, ranks.get(s.seq, 0), ctx, labels)
     return bytes(fg.rss_str(pretty=True))
 
 
@@ -241,7 +283,11 @@ def _json_text(text: str) -> str:
 
 
 def statements_json(
-    items: Sequence[Statement], ctx: FeedContext, path: str, ranks: Ranks = _NO_RANKS
+    items: Sequence[Statement],
+    ctx: FeedContext,
+    path: str,
+    ranks: Ranks = _NO_RANKS,
+    labels: Labels | None = None,
 ) -> bytes:
     """JSON Feed 1.1 (https://jsonfeed.org/version/1.1)."""
     doc: dict[str, Any] = {
@@ -251,7 +297,7 @@ def statements_json(
         "feed_url": ctx.url(path),
         "language": "en",
         "authors": [{"name": _json_text(ctx.author)}],
-        "items": [_json_item(s, ranks.get(s.seq, 0)) for s in items],
+        "items": [_json_item(s, ranks.get(s.seq, 0), ctx, labels) for s in items],
     }
     if ctx.subtitle:
         doc["description"] = _json_text(ctx.subtitle)
@@ -260,8 +306,8 @@ def statements_json(
     return json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
 
 
-def _json_item(s: Statement, rank: int) -> dict[str, Any]:
-    return {
+def _json_item(s: Statement, rank: int, ctx: FeedContext, labels: Labels | None) -> dict[str, Any]:
+    item: dict[str, Any] = {
         "id": _json_text(s.id),
         **({"url": _json_text(url)} if (url := safe_link(s.url)) else {}),
         "title": _json_text(s.title),
@@ -271,6 +317,15 @@ def _json_item(s: Statement, rank: int) -> dict[str, Any]:
         "date_published": _rfc3339(published_at(s, rank)),
         "date_modified": _rfc3339(updated_at(s, rank)),
     }
+    if labels is not None:
+        # JSON Feed 1.1: the source as the item's author and tag, and (an extension,
+        # "_" by the spec's rule) its id for programs.
+        label = label_of(labels, s.source)
+        name = _json_text(label.name)
+        item["authors"] = [{"name": name, "url": ctx.url(f"/sources/{label.id}")}]
+        item["tags"] = [name]
+        item["_feedbot"] = {"source": label.id}
+    return item
 
 
 def counter_line(counter: StoredCounter, day: dt.date) -> str:
@@ -281,9 +336,15 @@ def counter_line(counter: StoredCounter, day: dt.date) -> str:
 
 
 def counters_atom(
-    items: Sequence[StoredCounter], ctx: FeedContext, path: str, today: dt.date, days: int
+    items: Sequence[StoredCounter],
+    ctx: FeedContext,
+    path: str,
+    today: dt.date,
+    days: int,
+    labels: Labels | None = None,
 ) -> bytes:
-    """One entry a day per counter, for the last ``days`` days up to ``today``."""
+    """One entry a day per counter, for the last ``days`` days up to ``today``; with
+    ``labels`` (several sources) each entry names its source."""
     span = [today - dt.timedelta(days=n) for n in range(days)]
     entries = [(day, c) for day in span for c in items if day >= c.since]
     updated = day_start(entries[0][0]) if entries else EPOCH
@@ -297,4 +358,6 @@ def counters_atom(
         fe.updated(day_start(day))
         fe.content(xml_text(counter_line(c, day)), type="text")
         fe.link(href=ctx.url("/"), rel="alternate")
+        if labels is not None:
+            _name_source(fe, ctx, label_of(labels, counter_source(c.key, labels)))
     return bytes(fg.atom_str(pretty=True))

@@ -33,6 +33,9 @@ TOPICS = {
     f"{PUBLIC}/feeds/statements.json",
     f"{PUBLIC}/feeds/counters.atom",
 }
+# The source's own copies (/feeds/<id>/…) are topics too: readers subscribe to them.
+SOURCE_TOPICS = {t.replace("/feeds/", "/feeds/embassy-uk/") for t in TOPICS}
+ALL_TOPICS = TOPICS | SOURCE_TOPICS
 
 
 class FakeHub:
@@ -147,26 +150,27 @@ def test_each_changed_topic_is_pinged_and_unchanged_polls_ping_nothing(
     outcome = pipeline.poll()
     assert outcome.result == "ok"
     assert any(name.startswith("archive/") for name in outcome.feeds_written)
-    assert sorted(hub.topics) == sorted(TOPICS)  # one request per topic, each once
+    assert sorted(hub.topics) == sorted(ALL_TOPICS)  # one request per topic, each once
     assert all(p.keys() == {"hub.mode", "hub.url"} for p in hub.pings)
     assert all(p["hub.mode"] == ["publish"] and len(p["hub.url"]) == 1 for p in hub.pings)
     assert all(ct.startswith("application/x-www-form-urlencoded") for ct in hub.content_types)
-    assert pings("ok") - ok_before == 4
+    assert pings("ok") - ok_before == 8
 
     again = pipeline.poll()  # 304 from the source: nothing rewritten, nothing to announce
     assert again.result == "not_modified" and again.feeds_written == []
-    assert len(hub.pings) == 4
+    assert len(hub.pings) == 8
 
     source.set_body("/", HOME.replace('<ul class="news-list">', NEW_ITEM, 1))
     changed = pipeline.poll()
     assert changed.changes is not None and len(changed.changes.new) == 1
-    new_pings = hub.topics[4:]
+    new_pings = hub.topics[8:]
     assert {
         f"{PUBLIC}/feeds/statements.atom",
         f"{PUBLIC}/feeds/statements.rss",
         f"{PUBLIC}/feeds/statements.json",
+        f"{PUBLIC}/feeds/embassy-uk/statements.atom",
     } <= set(new_pings)
-    expected = {f"{PUBLIC}/feeds/{n}" for n in changed.feeds_written} & TOPICS
+    expected = {f"{PUBLIC}/feeds/{n}" for n in changed.feeds_written} & ALL_TOPICS
     assert sorted(new_pings) == sorted(expected)
 
 
@@ -176,10 +180,10 @@ def test_publish_on_its_own_pings_what_it_rewrote(
     pipeline = make_pipeline(feeds={"websub_hub": hub.url})
     pipeline.poll()
     assert pipeline.publish() == []
-    assert len(hub.pings) == 4  # nothing rewritten, nothing pinged
+    assert len(hub.pings) == 8  # nothing rewritten, nothing pinged
     (pipeline.config.publish.folder / "statements.rss").unlink()
     assert pipeline.publish() == ["statements.rss"]
-    assert hub.topics[4:] == [f"{PUBLIC}/feeds/statements.rss"]
+    assert hub.topics[8:] == [f"{PUBLIC}/feeds/statements.rss"]
 
 
 def test_the_hub_can_be_set_from_the_environment(
@@ -188,7 +192,7 @@ def test_the_hub_can_be_set_from_the_environment(
     pipeline = make_pipeline(env={"FEEDBOT_WEBSUB_HUB": hub.url})
     assert pipeline.config.publish.websub_hub == hub.url
     pipeline.poll()
-    assert sorted(hub.topics) == sorted(TOPICS)
+    assert sorted(hub.topics) == sorted(ALL_TOPICS)
 
 
 def test_a_hub_answering_errors_does_not_fail_the_poll(
@@ -204,10 +208,10 @@ def test_a_hub_answering_errors_does_not_fail_the_poll(
         outcome.feeds_written
     )
     assert (pipeline.config.publish.folder / "statements.atom").exists()
-    assert sorted(hub.topics) == sorted(TOPICS)  # the hub answered: every topic was tried
-    assert pings("http_error") - errors_before == 4
+    assert sorted(hub.topics) == sorted(ALL_TOPICS)  # the hub answered: every topic tried
+    assert pings("http_error") - errors_before == 8
     warnings = [r for r in caplog.records if r.name == "feeds.websub"]
-    assert len(warnings) == 4 and all("HTTP 500" in r.getMessage() for r in warnings)
+    assert len(warnings) == 8 and all("HTTP 500" in r.getMessage() for r in warnings)
     last = pipeline.store.last_poll()
     assert last is not None and last.result == "ok"
 
@@ -224,7 +228,7 @@ def test_a_hub_refusing_connections_does_not_fail_the_poll(
     assert (pipeline.config.publish.folder / "statements.json").exists()
     # One refused connection is enough: the other topics are not each tried in turn.
     assert pings("unreachable") - unreachable == 1
-    assert pings("skipped") - skipped == 3
+    assert pings("skipped") - skipped == 7
     assert any(
         r.levelno == logging.WARNING and "not reachable" in r.getMessage() for r in caplog.records
     )

@@ -162,5 +162,5 @@ def check_folder(folder: Path) -> dict[str, Any]:
         if path.suffix == ".json":
             parsed[name] = check_json(body, name)
         else:
-            parsed[name] = check_document(body, name, archive=name.startswith("archive/"))
+            parsed[name] = check_document(body, name, archive="/archive/" in f"/{name}")
     return parsed
