@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message
@@ -26,11 +26,19 @@ from telegram.error import TelegramError
 from bot import metrics
 from bot.answers import Action, action_for
 from bot.i18n import DEFAULT, N_, language_for, translator
-from bot.messages import bundle_message, button_url, counters_message, statement_message
+from bot.messages import (
+    bundle_message,
+    button_url,
+    sources_counters_message,
+    statement_message,
+)
 from bot.outbox import FLOOD, read_flood_ref
 from bot.ratelimit import FloodLimiter
+from bot.sources import BotSources
 from bot.store import BotStore, OutboxItem
 from feeds.clock import utcnow
+from feeds.config import SourceSettings
+from feeds.model import StoredCounter
 from feeds.store import Store
 
 log = logging.getLogger(__name__)
@@ -50,8 +58,11 @@ class Sender:
         max_in_flight: int = 32,
         max_attempts: int = 8,
         clock: Callable[[], dt.datetime] = utcnow,
+        sources: Sequence[SourceSettings] | BotSources = (),
     ) -> None:
         self.bot = bot
+        # The deployment's sources: messages name theirs when there are several.
+        self.sources = BotSources.of(sources)
         self.store = store
         self.bot_store = bot_store
         self.paid_broadcast = paid_broadcast
@@ -173,19 +184,32 @@ class Sender:
                 if url
                 else None
             )
-            return statement_message(statement, lang), button
+            return statement_message(statement, lang, self.sources.name(statement.source)), button
         if item.kind == FLOOD:
             count, ids = read_flood_ref(item.ref)
             statements = [s for i in ids if (s := self.store.statement(i)) is not None]
-            return bundle_message(statements, self._language(item.chat_id), total=count), None
+            lang = self._language(item.chat_id)
+            names = self.sources.names()
+            return bundle_message(statements, lang, total=count, names=names), None
         if item.kind == "counters":
             day = dt.date.fromisoformat(item.ref)
             lang = self._language(item.chat_id)
-            return counters_message(self.store.counters(), day, lang), None
+            return sources_counters_message(self._counters(item.chat_id), day, lang), None
         if item.kind == "alert":
             text = self.bot_store.alert_text(int(item.ref))
             return ([text], None) if text else None
         return None
+
+    def _counters(self, chat_id: int) -> list[tuple[str | None, list[StoredCounter]]]:
+        """The counters of the sources the chat follows, each under its source's name
+        when there are several sources."""
+        keys = self.sources.chosen(self.bot_store.following(chat_id))
+        with_counters = set(self.sources.with_counters())
+        return [
+            (self.sources.name(key), self.store.view(key).counters())
+            for key in keys
+            if key in with_counters
+        ]
 
     def _bundle(self, item: OutboxItem) -> list[OutboxItem] | None:
         """Several statements due for one chat at once (a digest, the end of quiet
@@ -205,7 +229,7 @@ class Sender:
             lambda: [s for s in (self.store.statement(c.ref) for c in claimed) if s is not None]
         )
         lang = await asyncio.to_thread(self._language, claimed[0].chat_id)
-        parts = bundle_message(statements, lang)
+        parts = bundle_message(statements, lang, names=self.sources.names())
         lead = claimed[0]
         for index, part in enumerate(parts):
             outcome = await self._send_part(lead, part, None, paced=index == 0)

@@ -11,7 +11,7 @@ import datetime as dt
 import html
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from telegram import (
@@ -25,6 +25,7 @@ from telegram import (
 from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.ext import (
     Application,
+    CallbackQueryHandler,
     ChatMemberHandler,
     CommandHandler,
     ContextTypes,
@@ -34,12 +35,15 @@ from telegram.ext import (
 
 from bot import filters as chat_filters
 from bot import metrics, texts
+from bot.choose import SOURCE_BUTTON, SourcesChooser
 from bot.i18n import DEFAULT, language_for, translator
-from bot.messages import counters_message, latest_message
+from bot.messages import latest_message, sources_counters_message
+from bot.sources import BotSources
 from bot.store import BotStore, Subscriber
 from feeds.clock import LONDON
+from feeds.config import SourceSettings
 from feeds.errors import FeedbotError
-from feeds.model import Page, Statement
+from feeds.model import Page, Statement, StoredCounter
 from feeds.store import Store
 from feeds.urls import masked_in_text, without_credentials
 
@@ -67,9 +71,26 @@ class BotDeps:
     source_url: str
     admin_chat_ids: tuple[int, ...]
     preview: Callable[[], Page] | None = None  # read the live page now (operators' /preview)
+    # Every source (feeds.config.FeedsConfig.sources); none given: the primary alone.
+    sources: Sequence[SourceSettings] = ()
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)
+
+
+def _newest(store: Store, count: int, terms: tuple[chat_filters.Term, ...]) -> list[Statement]:
+    """The newest ``count`` statements of one store (view) that ``terms`` let through."""
+    if not terms:
+        return store.statements(limit=count)
+    found: list[Statement] = []
+    offset = 0
+    while len(found) < count:
+        batch = store.statements(limit=200, offset=offset)
+        if not batch:
+            break
+        found += [s for s in batch if chat_filters.matches(terms, s.title, s.summary)]
+        offset += len(batch)
+    return found[:count]
 
 
 class ForAnotherBot(filters.MessageFilter):
@@ -132,6 +153,8 @@ async def reply(update: Update, text: str | list[str]) -> None:
 class Handlers:
     def __init__(self, deps: BotDeps) -> None:
         self.deps = deps
+        self.sources = BotSources.of(deps.sources)
+        self.chooser = SourcesChooser(deps.bot_store, self.sources, deps.now, reply_language)
 
     async def _subscriber(self, update: Update) -> Subscriber | None:
         return await asyncio.to_thread(self.deps.bot_store.subscriber, _chat(update).id)
@@ -153,8 +176,10 @@ class Handlers:
             ("stats", self.stats),
             ("preview", self.preview),
             ("language", self.language),
+            ("sources", self.chooser.show),
         ):
             app.add_handler(CommandHandler(name, handler, filters=chats))
+        app.add_handler(CallbackQueryHandler(self.chooser.pressed, pattern=SOURCE_BUTTON))
         app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self.migrated))
         app.add_handler(ChatMemberHandler(self.membership, ChatMemberHandler.MY_CHAT_MEMBER))
         ours = ~FOR_ANOTHER_BOT
@@ -170,7 +195,13 @@ class Handlers:
         title = chat.title or chat.full_name
         language = user.language_code if user else None
         created = await asyncio.to_thread(
-            self.deps.bot_store.subscribe, chat.id, chat.type, self.deps.now(), title, language
+            self.deps.bot_store.subscribe,
+            chat.id,
+            chat.type,
+            self.deps.now(),
+            title,
+            language,
+            follow=self.sources.defaults(),
         )
         sub = await asyncio.to_thread(self.deps.bot_store.subscriber, chat.id)
         time = sub.counters_time if sub else "09:00"
@@ -198,29 +229,49 @@ class Handlers:
                 return
             count = int(args[0])
         terms = sub.filters if sub else ()
-        statements = await asyncio.to_thread(self._latest, count, terms)
-        await reply(update, latest_message(statements, lang))
+        statements = await asyncio.to_thread(self._latest, _chat(update).id, count, terms)
+        await reply(update, latest_message(statements, lang, self.sources.names()))
 
-    def _latest(self, count: int, terms: tuple[chat_filters.Term, ...]) -> list[Statement]:
-        """The newest ``count`` statements this chat's filters let through."""
-        if not terms:
-            return self.deps.store.statements(limit=count)
-        found: list[Statement] = []
-        offset = 0
-        while len(found) < count:
-            batch = self.deps.store.statements(limit=200, offset=offset)
-            if not batch:
-                break
-            found += [s for s in batch if chat_filters.matches(terms, s.title, s.summary)]
-            offset += len(batch)
-        return found[:count]
+    def _chosen_stores(self, chat_id: int) -> list[Store]:
+        """The store views of the sources this chat reads: one view of them all when
+        it reads every source, else one per source it follows."""
+        if not self.sources.several:
+            return [self.deps.store]
+        keys = self.sources.chosen(self.deps.bot_store.following(chat_id))
+        if set(keys) == set(self.sources.keys):
+            return [self.deps.store.view(None)]
+        return [self.deps.store.view(key) for key in keys]
+
+    def _latest(
+        self, chat_id: int, count: int, terms: tuple[chat_filters.Term, ...]
+    ) -> list[Statement]:
+        """The newest ``count`` statements of the chat's sources its filters let through."""
+        stores = self._chosen_stores(chat_id)
+        if len(stores) == 1:
+            return _newest(stores[0], count, terms)
+        found = [s for store in stores for s in _newest(store, count, terms)]
+        # Newest first across sources, as the store orders one source's.
+        found.sort(key=lambda s: (s.published or s.first_seen.astimezone(LONDON).date(), s.seq))
+        return list(reversed(found))[:count]
 
     async def counters(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         metrics.COMMANDS.labels("counters").inc()
         lang = await self._language(update)
         today = self.deps.now().astimezone(LONDON).date()
-        counters = await asyncio.to_thread(self.deps.store.counters)
-        await reply(update, counters_message(counters, today, lang))
+        sections = await asyncio.to_thread(self._counters, _chat(update).id)
+        await reply(update, sources_counters_message(sections, today, lang))
+
+    def _counters(self, chat_id: int) -> list[tuple[str | None, list[StoredCounter]]]:
+        """The counters of the sources this chat reads, under their names (several sources)."""
+        if not self.sources.several:
+            return [(None, self.deps.store.counters())]
+        keys = self.sources.chosen(self.deps.bot_store.following(chat_id))
+        with_counters = set(self.sources.with_counters())
+        return [
+            (self.sources.name(key), self.deps.store.view(key).counters())
+            for key in keys
+            if key in with_counters
+        ]
 
     async def settings(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         metrics.COMMANDS.labels("settings").inc()
@@ -350,19 +401,29 @@ class Handlers:
     async def feed(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         metrics.COMMANDS.labels("feed").inc()
         _ = translator(await self._language(update))
-        feeds = _(texts.FEEDS).format(base=self.deps.public_url)
+        base = self.deps.public_url
+        if not self.sources.several:
+            feeds = _(texts.FEEDS).format(base=base)
+        else:
+            followed = await asyncio.to_thread(self.deps.bot_store.following, _chat(update).id)
+            lines = [
+                f"{s.name}: {base}/feeds/{s.id}/statements.atom"
+                for s in self.sources.among(self.sources.chosen(followed))
+            ]
+            feeds = _(texts.FEEDS_SEVERAL).format(base=base, feeds="\n".join(lines))
         await reply(update, html.escape(feeds, quote=False))
 
     async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         metrics.COMMANDS.labels("help").inc()
         _ = translator(await self._language(update))
-        await reply(
-            update,
-            _(texts.HELP).format(
-                source=html.escape(without_credentials(self.deps.source_url)),
-                max_latest=MAX_LATEST,
-            ),
+        intro = (
+            _(texts.HELP_SEVERAL_SOURCES)
+            if self.sources.several
+            else _(texts.HELP_ONE_SOURCE).format(
+                source=html.escape(without_credentials(self.deps.source_url))
+            )
         )
+        await reply(update, _(texts.HELP).format(intro=intro, max_latest=MAX_LATEST))
 
     async def language(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """``/language`` shows the chat's language; ``/language en|ru`` chooses it (kept
@@ -409,7 +470,7 @@ class Handlers:
             total=total,
             by_type=", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or _(texts.STATS_NONE),
             outbox=", ".join(f"{k} {v}" for k, v in sorted(outbox.items())) or _(texts.STATS_EMPTY),
-            statements=self.deps.store.count_statements(),
+            statements=self.deps.store.view(None).count_statements(),  # every source's
             last_poll=html.escape(
                 f"{last.finished_at:%Y-%m-%d %H:%M} UTC, {last.result}"
                 + (f" ({masked_in_text(last.error)})" if last.error else "")

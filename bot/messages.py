@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.i18n import N_, plural, translator
@@ -127,12 +127,13 @@ def cut(text: str, limit: int) -> str:
     return head.rstrip() + "…"
 
 
-def statement_message(s: Statement, lang: str = "en") -> list[str]:
+def statement_message(s: Statement, lang: str = "en", source: str | None = None) -> list[str]:
     """Title in bold, date, lead; the link to the statement goes in a button below.
+    With several sources, an italic first line names the statement's ``source``.
     At most MAX_PARTS messages, however long the title and lead are."""
     budget = TEXT_BUDGET
     while True:
-        parts = pack(_statement_blocks(s, lang, budget))
+        parts = pack(_statement_blocks(s, lang, budget, source))
         # Text that escapes to much more (every "&" is "&amp;") may still need more
         # messages than allowed: show less of it.
         if len(parts) <= MAX_PARTS or budget <= 500:
@@ -140,12 +141,14 @@ def statement_message(s: Statement, lang: str = "en") -> list[str]:
         budget //= 2
 
 
-def _statement_blocks(s: Statement, lang: str, budget: int) -> list[Block]:
+def _statement_blocks(s: Statement, lang: str, budget: int, source: str | None) -> list[Block]:
     when = _when(s.published, lang)
     title = cut(s.title, min(TITLE_CHARS, budget))
+    # The source's name is the operator's words: short, but escaped and cut all the same.
+    named = f"<i>{html.escape(cut(source, 200), quote=False)}</i>\n" if source else ""
     blocks = [
-        Block(html=f"<b>{html.escape(title, quote=False)}</b>\n<i>{when}</i>")
-        if length(html.escape(title, quote=False)) < LIMIT - 100
+        Block(html=f"{named}<b>{html.escape(title, quote=False)}</b>\n<i>{when}</i>")
+        if length(html.escape(title, quote=False)) < LIMIT - 100 - length(named)
         else Block(text=title),
     ]
     if s.summary and s.summary != s.title:
@@ -164,30 +167,51 @@ def button_url(s: Statement) -> str | None:
 def counters_message(
     counters: Sequence[StoredCounter], day: dt.date, lang: str = "en"
 ) -> list[str]:
+    return sources_counters_message([(None, counters)], day, lang)
+
+
+def sources_counters_message(
+    sections: Sequence[tuple[str | None, Sequence[StoredCounter]]],
+    day: dt.date,
+    lang: str = "en",
+) -> list[str]:
+    """The counters of several sources in one message, each source's headed by its
+    name (a section named None has no heading: the one source of a deployment)."""
     _ = translator(lang)
-    if not counters:
+    sections = [(name, counters) for name, counters in sections if counters]
+    if not sections:
         return [_(NO_COUNTERS)]
     header = html.escape(_(COUNTERS_ON).format(date=format_date(day, lang)), quote=False)
     blocks = [Block(html=f"<b>{header}</b>")]
-    for c in counters:
-        days = c.days_on(day)
-        line = counter_line(c, day)
-        rest = line[len(str(days)) :]
-        blocks.append(Block(html=f"<b>{days}</b>{html.escape(rest, quote=False)}"))
+    for name, counters in sections:
+        if name:
+            blocks.append(Block(html=f"<i>{html.escape(cut(name, 200), quote=False)}</i>"))
+        for c in counters:
+            days = c.days_on(day)
+            line = counter_line(c, day)
+            rest = line[len(str(days)) :]
+            blocks.append(Block(html=f"<b>{days}</b>{html.escape(rest, quote=False)}"))
     return pack(blocks)
 
 
-def latest_message(statements: Sequence[Statement], lang: str = "en") -> list[str]:
+def latest_message(
+    statements: Sequence[Statement], lang: str = "en", names: Mapping[str, str] | None = None
+) -> list[str]:
+    """A listing of statements; with ``names`` ({source key: name}, given when there
+    are several sources) each names its source."""
     if not statements:
         return [translator(lang)(NO_STATEMENTS)]
-    return pack(_listing(statements, lang))
+    return pack(_listing(statements, lang, names))
 
 
 BUNDLE_LISTED = 30
 
 
 def bundle_message(
-    statements: Sequence[Statement], lang: str = "en", total: int | None = None
+    statements: Sequence[Statement],
+    lang: str = "en",
+    total: int | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Several statements in one message: date and linked title each (``total``: how
     many there are in all, when only the first are given)."""
@@ -196,22 +220,26 @@ def bundle_message(
     ngettext = plural(lang)
     header = ngettext("{n} new statement", "{n} new statements", n).format(n=n)
     blocks = [Block(html=f"<b>{html.escape(header, quote=False)}</b>")]
-    blocks += _listing(shown, lang)
+    blocks += _listing(shown, lang, names)
     if n > len(shown):
         blocks.append(Block(text=translator(lang)(AND_MORE).format(n=n - len(shown))))
     return pack(blocks)
 
 
-def _listing(statements: Sequence[Statement], lang: str = "en") -> list[Block]:
+def _listing(
+    statements: Sequence[Statement], lang: str = "en", names: Mapping[str, str] | None = None
+) -> list[Block]:
     blocks = []
     for s in statements:
         when = _when(s.published, lang)
+        if names and (name := names.get(s.source)):
+            when = f"{when} · {cut(name, 200)}"
         shown = cut(s.title, TITLE_CHARS)
         title = html.escape(shown, quote=False)
         url = safe_link(s.url)
         linked = f'<a href="{html.escape(url)}">{title}</a>' if url else title
         blocks.append(
-            Block(html=f"<i>{when}</i>\n{linked}")
+            Block(html=f"<i>{html.escape(when, quote=False)}</i>\n{linked}")
             if length(linked) < 3500
             else Block(text=f"{when}\n{shown}")
         )

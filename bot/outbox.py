@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from sqlalchemy.engine import Connection
 
 from bot.messages import BUNDLE_LISTED
+from bot.sources import BotSources
 from bot.store import BotStore
+from feeds.config import SourceSettings
 from feeds.model import Changes
 from feeds.store import Store
 
@@ -40,15 +42,18 @@ def queue_changes(
     conn: Connection,
     follow_edits: bool,
 ) -> None:
-    """Queue each new statement for every subscribed chat, and each edit for the chats
-    that received the statement. The first fill of an empty store is a record of the
-    past: nobody is notified."""
+    """Queue each new statement for every subscribed chat that follows its source, and
+    each edit for the chats that received the statement. The first fill of an empty
+    store (of one source) is a record of the past: nobody is notified."""
     if changes.first_fill:
         return
     if len(changes.new) > FLOOD_STATEMENTS:
-        # Queued as one row per chat, before anything is queued per statement.
+        # Queued as one row per chat, before anything is queued per statement. One
+        # poll reads one source; the summary goes to that source's followers.
         newest = [s.id for s in changes.new[:BUNDLE_LISTED]]
-        bot_store.enqueue(FLOOD, [flood_ref(len(changes.new), newest)], now, conn)
+        sources = sorted({s.source for s in changes.new})
+        ref = flood_ref(len(changes.new), newest)
+        bot_store.enqueue(FLOOD, [ref], now, conn, sources=sources)
     elif changes.new:
         # Oldest first, so each chat receives them in publication order.
         bot_store.enqueue_statements(list(reversed(changes.new)), now, conn)
@@ -56,13 +61,21 @@ def queue_changes(
         bot_store.enqueue_edits(changes.edited, now, conn)
 
 
-def enqueue_daily_counters(store: Store, bot_store: BotStore, now: dt.datetime) -> int:
-    """Today's counters (London date of ``now``) for every chat whose time has passed.
+def enqueue_daily_counters(
+    store: Store,
+    bot_store: BotStore,
+    now: dt.datetime,
+    sources: Sequence[SourceSettings] | BotSources = (),
+) -> int:
+    """Today's counters (London date of ``now``) for every chat whose time has passed
+    and that follows a source with counters (``sources``: the deployment's; none
+    given, the primary's alone).
 
     The outbox's unique (kind, date, chat) makes this idempotent: run it every
     half minute, after a restart or twice in a DST hour, each chat still gets
     one message per calendar day; a time missed while down is sent late, once.
     """
-    if not store.counters():
+    keys = [k for k in BotSources.of(sources).with_counters() if store.view(k).counters()]
+    if not keys:
         return 0
-    return bot_store.enqueue_daily_counters(now)
+    return bot_store.enqueue_daily_counters(now, keys)

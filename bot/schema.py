@@ -34,6 +34,16 @@ subscribers = sa.Table(
     sa.Index("ix_subscribers_active", "active"),
 )
 
+follows = sa.Table(
+    "follows",
+    metadata,
+    # Which sources a chat follows, by the source's key ("" for the primary [source],
+    # else its id: see feeds.config.SourceSettings.key). Kept across /stop and /start.
+    sa.Column("chat_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Index("ix_follows_source", "source", "chat_id"),
+)
+
 outbox = sa.Table(
     "outbox",
     metadata,

@@ -1,4 +1,5 @@
-"""The Telegram side's store: subscribers, the outbox, the worker lease.
+"""The Telegram side's store: subscribers and the sources they follow, the outbox,
+the worker lease.
 
 The only module of ``bot`` that speaks SQL. It shares the engine (and so the
 database) with ``feeds.store.Store``; enqueueing happens inside the poll's own
@@ -21,13 +22,14 @@ from sqlalchemy.engine import Connection, Engine
 from bot import filters
 from bot.delivery_times import deliver_at
 from bot.filters import Term
-from bot.schema import alert_state, alerts, leases, outbox, subscribers
+from bot.schema import alert_state, alerts, follows, leases, outbox, subscribers
 from feeds.clock import LONDON
 from feeds.model import Statement
 from feeds.store import upgrade_schema, within
 
 log = logging.getLogger(__name__)
 DEFAULT_COUNTERS_TIME = "09:00"
+PRIMARY = ("",)  # the primary source's key: what a chat follows unless told otherwise
 
 
 @dataclass(frozen=True)
@@ -127,10 +129,15 @@ class BotStore:
         title: str | None = None,
         language: str | None = None,
         origin: str = "command",
+        follow: Sequence[str] = PRIMARY,
     ) -> bool:
-        """Subscribe a chat (again); returns False if it already was subscribed."""
+        """Subscribe a chat (again); returns False if it already was subscribed. A chat
+        that follows no source then follows ``follow`` (the default sources); one that
+        comes back keeps the sources it chose before."""
         language = language[:10] if language else None  # the column's width
         with self._conn() as c:
+            if not self.following(chat_id, c):
+                self._follow(c, chat_id, follow)
             row = c.execute(sa.select(subscribers).where(subscribers.c.chat_id == chat_id)).first()
             if row is None:
                 c.execute(
@@ -278,9 +285,41 @@ class BotStore:
                 )
         return self.subscriber(chat_id)
 
-    def move_chat(self, old: int, new: int, now: dt.datetime) -> None:
-        """A group became a supergroup: the subscription and what it is owed follow."""
+    def following(self, chat_id: int, conn: Connection | None = None) -> set[str]:
+        """The keys of the sources this chat follows."""
+        with self._conn(conn) as c:
+            rows = c.execute(sa.select(follows.c.source).where(follows.c.chat_id == chat_id))
+            return {r[0] for r in rows}
+
+    def set_following(self, chat_id: int, source: str, on: bool) -> bool:
+        """Follow (or leave) one source; False if the chat already did (or did not)."""
         with self._conn() as c:
+            if not on:
+                gone = c.execute(
+                    follows.delete().where(follows.c.chat_id == chat_id, follows.c.source == source)
+                ).rowcount
+                return bool(gone)
+            return bool(self._follow(c, chat_id, [source]))
+
+    @staticmethod
+    def _follow(c: Connection, chat_id: int, sources: Sequence[str]) -> int:
+        """Follow these sources (those not followed yet); how many were added."""
+        added = 0
+        for source in sources:
+            try:
+                with c.begin_nested():
+                    c.execute(follows.insert().values(chat_id=chat_id, source=source))
+                added += 1
+            except sa.exc.IntegrityError:
+                pass  # already followed (or a concurrent press came first)
+        return added
+
+    def move_chat(self, old: int, new: int, now: dt.datetime) -> None:
+        """A group became a supergroup: the subscription, the sources it follows and
+        what it is owed follow."""
+        with self._conn() as c:
+            self._follow(c, new, sorted(self.following(old, c)))
+            c.execute(follows.delete().where(follows.c.chat_id == old))
             taken = c.execute(
                 sa.select(subscribers.c.chat_id).where(subscribers.c.chat_id == new)
             ).first()
@@ -333,9 +372,11 @@ class BotStore:
         conn: Connection | None = None,
         counters_due_by: str | None = None,
         plain_only: bool = False,
+        sources: Sequence[str] | None = None,
     ) -> int:
         """One delivery of each ref to every active subscriber that does not have it yet
-        (with ``counters_due_by``: only chats with counters on, due at or before HH:MM)."""
+        (with ``counters_due_by``: only chats with counters on, due at or before HH:MM;
+        with ``sources``: only chats that follow at least one of these sources)."""
         total = 0
         with self._conn(conn) as c:
             for ref in refs:
@@ -363,6 +404,8 @@ class BotStore:
                         subscribers.c.delivery_mode == "instant",
                         subscribers.c.quiet_start.is_(None),
                     )
+                if sources is not None:
+                    chats = chats.where(_follows_any(sources))
                 if counters_due_by is not None:
                     chats = chats.where(
                         subscribers.c.counters_enabled.is_(True),
@@ -393,29 +436,43 @@ class BotStore:
     def enqueue_statements(
         self, statements: Sequence[Statement], now: dt.datetime, conn: Connection | None = None
     ) -> int:
-        """Queue new statements (oldest first) for every chat that wants them, when it
-        wants them: plain chats in one INSERT … SELECT, the others one by one
-        (their filters, digest time and quiet hours decide)."""
-        refs = [s.id for s in statements]
+        """Queue new statements (oldest first) for every chat that follows their source
+        and wants them, when it wants them: plain chats in one INSERT … SELECT per
+        source, the others one by one (their filters, digest time and quiet hours decide)."""
+        sources = list(dict.fromkeys(s.source for s in statements))
         with self._conn(conn) as c:
-            total = self.enqueue("statement", refs, now, c, plain_only=True)
+            total = 0
+            for source in sources:
+                refs = [s.id for s in statements if s.source == source]
+                total += self.enqueue("statement", refs, now, c, plain_only=True, sources=[source])
+            particular_chats = (
+                subscribers.c.active.is_(True),
+                sa.or_(
+                    subscribers.c.filters.is_not(None),
+                    subscribers.c.delivery_mode != "instant",
+                    subscribers.c.quiet_start.is_not(None),
+                ),
+            )
             particular = c.execute(
-                sa.select(subscribers).where(
-                    subscribers.c.active.is_(True),
-                    sa.or_(
-                        subscribers.c.filters.is_not(None),
-                        subscribers.c.delivery_mode != "instant",
-                        subscribers.c.quiet_start.is_not(None),
-                    ),
-                )
+                sa.select(subscribers).where(*particular_chats, _follows_any(sources))
             ).all()
+            followed: dict[int, set[str]] = {}
+            for chat_id, source in c.execute(
+                sa.select(follows.c.chat_id, follows.c.source)
+                .join(subscribers, subscribers.c.chat_id == follows.c.chat_id)
+                .where(follows.c.source.in_(sources), *particular_chats)
+            ):
+                followed.setdefault(chat_id, set()).add(source)
             rows = []
             for sub in map(_subscriber, particular):
                 when = deliver_at(
                     now, sub.delivery_mode, sub.counters_time, sub.quiet_start, sub.quiet_end
                 )
+                theirs = followed.get(sub.chat_id, set())
                 for statement in statements:
-                    if filters.matches(sub.filters, statement.title, statement.summary):
+                    if statement.source in theirs and filters.matches(
+                        sub.filters, statement.title, statement.summary
+                    ):
                         rows.append(self._row("statement", statement.id, sub.chat_id, now, when))
             if rows:
                 c.execute(outbox.insert(), rows)
@@ -529,11 +586,16 @@ class BotStore:
             c.execute(alert_state.delete().where(alert_state.c.name == name))
             c.execute(alert_state.insert().values(name=name, active=active, since=now))
 
-    def enqueue_daily_counters(self, now: dt.datetime) -> int:
-        """Queue today's counters (London) for chats with counters on whose time has come."""
+    def enqueue_daily_counters(self, now: dt.datetime, sources: Sequence[str] = PRIMARY) -> int:
+        """Queue today's counters (London) for chats with counters on whose time has come
+        and that follow at least one of ``sources`` (the sources that have counters)."""
         local = now.astimezone(LONDON)
         return self.enqueue(
-            "counters", [local.date().isoformat()], now, counters_due_by=local.strftime("%H:%M")
+            "counters",
+            [local.date().isoformat()],
+            now,
+            counters_due_by=local.strftime("%H:%M"),
+            sources=sources,
         )
 
     def next_due(
@@ -711,3 +773,10 @@ class BotStore:
 
 
 UTC_TYPE = outbox.c.created_at.type
+
+
+def _follows_any(sources: Sequence[str]) -> Any:
+    """The subscriber follows at least one of these sources."""
+    return sa.exists().where(
+        follows.c.chat_id == subscribers.c.chat_id, follows.c.source.in_(list(sources))
+    )

@@ -22,7 +22,7 @@ from bot.ratelimit import FloodLimiter
 from bot.updates import PerChatUpdateProcessor
 
 log = logging.getLogger(__name__)
-ALLOWED_UPDATES = ["message", "channel_post", "my_chat_member"]
+ALLOWED_UPDATES = ["message", "channel_post", "my_chat_member", "callback_query"]
 WEBHOOK_PATH = "/telegram/{secret}"
 
 

@@ -16,6 +16,7 @@ COMMANDS = [
     ("counters", N_("today's day counters")),
     ("settings", N_("delivery: instant or digest, quiet hours, daily counters")),
     ("filter", N_("only statements with these words: /filter add WORDS")),
+    ("sources", N_("the sources to follow: a button each")),
     ("feed", N_("feed addresses for a feed reader")),
     ("language", N_("the bot's language: /language en|ru")),
     ("help", N_("what this bot does")),
@@ -25,9 +26,16 @@ ADMIN_COMMANDS = [
     ("preview", N_("operator: what the source profile reads on the live page now")),
 ]
 
-HELP = N_(
+HELP_ONE_SOURCE = N_(
     "I post every new statement from {source} as soon as it appears, and the day "
-    "counters once a day.\n\n"
+    "counters once a day."
+)
+HELP_SEVERAL_SOURCES = N_(
+    "I post every new statement from the sources this chat follows as soon as it "
+    "appears, and their day counters once a day."
+)
+HELP = N_(
+    "{intro}\n\n"
     "/start – subscribe\n"
     "/stop – unsubscribe\n"
     "/latest [N] – the latest statements (1–{max_latest})\n"
@@ -35,6 +43,7 @@ HELP = N_(
     "/settings – delivery, quiet hours and daily counters\n"
     "/filter – only statements with certain words: "
     '<code>/filter add sanctions "Skripal case" -sport</code>\n'
+    "/sources – choose the sources to follow\n"
     "/feed – feed addresses for a feed reader\n"
     "/language – English or Russian: <code>/language ru</code>\n"
     "/help – this message"
@@ -108,6 +117,22 @@ FEEDS = N_(
     "JSON Feed: {base}/feeds/statements.json\n"
     "Counters: {base}/feeds/counters.atom"
 )
+FEEDS_SEVERAL = N_(
+    "Feeds for a feed reader, one for each source this chat follows:\n"
+    "{feeds}\n\n"
+    "All sources in one feed: {base}/feeds/statements.atom\n"
+    "Every feed, to import into a feed reader (OPML): {base}/feeds.opml"
+)
+# /sources and its buttons
+SOURCES = N_("<b>Sources</b>\nPress a source to follow it (➕) or to leave it (✅).")
+SOURCES_NOT_SUBSCRIBED = N_("This chat is not subscribed: following a source subscribes it.")
+SOURCES_NONE_FOLLOWED = N_(
+    "This chat follows no source now: nothing reaches it until it follows one."
+)
+SOURCES_ONLY_ONE = N_("This bot follows one source: /help says which.")
+FOLLOWING_SOURCE = N_("Following {source}.")
+LEFT_SOURCE = N_("You left {source}.")
+SOURCE_GONE = N_("That source is no longer offered.")
 UNKNOWN = N_("I don't know that command. /help lists what I can do.")
 NOT_ADMIN = N_("Sorry, that command is for the operators of this bot.")
 STATS = N_(

@@ -654,6 +654,56 @@ class FakeTelegram:
         message["from"] = user
         return self.add_update({"message": message})
 
+    def press_button(
+        self,
+        chat_id: int,
+        message_id: int,
+        data: str,
+        *,
+        user_id: int | None = None,
+        language_code: str | None = "en",
+    ) -> JSONDict:
+        """Queue a ``callback_query`` as if a user pressed the inline button with this
+        ``data`` under a message the bot sent; the answer shows in ``calls_of``
+        ("answerCallbackQuery") and edits in :meth:`message`."""
+        with self._lock:
+            message = self._messages.get((chat_id, message_id))
+            if message is None:
+                raise KeyError(f"no message {message_id} in chat {chat_id}")
+            message = json.loads(json.dumps(message))
+            query_id = str(self._next_update_id)
+        if user_id is None:
+            user_id = chat_id if chat_id > 0 else 1001
+        user: JSONDict = {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"}
+        if language_code is not None:
+            user["language_code"] = language_code
+        return self.add_update(
+            {
+                "callback_query": {
+                    "id": query_id,
+                    "from": user,
+                    "message": message,
+                    "chat_instance": str(chat_id),
+                    "data": data,
+                }
+            }
+        )
+
+    def message(self, chat_id: int, message_id: int) -> JSONDict:
+        """A message the bot sent, as it stands now (after any edits)."""
+        with self._lock:
+            return json.loads(json.dumps(self._messages[(chat_id, message_id)]))
+
+    def bot_messages(self, chat_id: int) -> list[JSONDict]:
+        """The messages the bot sent to a chat, oldest first, as they stand now."""
+        with self._lock:
+            found = [
+                m
+                for (chat, _id), m in sorted(self._messages.items(), key=lambda kv: kv[0][1])
+                if chat == chat_id
+            ]
+            return json.loads(json.dumps(found))
+
     def add_my_chat_member(
         self,
         chat_id: int,
