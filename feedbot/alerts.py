@@ -14,6 +14,10 @@ Watched after every poll:
 * counter anomalies reported by the store (jump, reset, gone, new) — one
   message each, as they happen once.
 
+Each source has its own watch and its own alert states (``source_down`` for the
+primary source, as before several sources, ``source_down:<id>`` for another);
+where there are several sources, every message starts with the source's name.
+
 Alerts go to the admin chats through the outbox, and are listed on /healthz.
 Each operator chat reads them in its language (set with /language, else
 English); the details (errors, the anomaly's own words) stay in English.
@@ -41,19 +45,37 @@ from bot.texts import (
     SUSPICIOUS_BACK,
 )
 from feedbot.settings import AlertSettings
+from feeds.config import SourceSettings
 from feeds.errors import ParseError, SuspiciousPage
 from feeds.pipeline import PollOutcome
 from feeds.store import Store
 
 
 class AlertWatch:
+    """The alerts of one source (the primary by default). ``store`` speaks for that
+    source; ``named``: start every message with the source's name (several sources)."""
+
     def __init__(
-        self, store: Store, bot_store: BotStore, admins: tuple[int, ...], settings: AlertSettings
+        self,
+        store: Store,
+        bot_store: BotStore,
+        admins: tuple[int, ...],
+        settings: AlertSettings,
+        source: SourceSettings | None = None,
+        named: bool = False,
     ) -> None:
         self.store = store
         self.bot_store = bot_store
         self.admins = admins
         self.settings = settings
+        self.source = source
+        self.named = named and source is not None
+
+    def state_name(self, name: str) -> str:
+        """The alert's state for this source: the primary's keep their old names."""
+        if self.source is None or self.source.primary:
+            return name
+        return f"{name}:{self.source.id}"
 
     def after_poll(self, outcome: PollOutcome, now: dt.datetime) -> list[str]:
         """Raise or clear alerts for this poll; returns the messages queued."""
@@ -105,28 +127,38 @@ class AlertWatch:
         return statistics.median(counts) if len(counts) >= 3 else None
 
     def _start(self, name: str, now: dt.datetime, message: str, **params: object) -> list[str]:
-        if self.bot_store.alert_active(name):
+        state = self.state_name(name)
+        if self.bot_store.alert_active(state):
             return []
-        self.bot_store.set_alert_active(name, True, now)
+        self.bot_store.set_alert_active(state, True, now)
         return [self._send(name, now, message, **params)]
 
     def _end(self, name: str, now: dt.datetime, message: str, **params: object) -> list[str]:
-        if not self.bot_store.alert_active(name):
+        state = self.state_name(name)
+        if not self.bot_store.alert_active(state):
             return []
-        self.bot_store.set_alert_active(name, False, now)
+        self.bot_store.set_alert_active(state, False, now)
         return [self._send(f"{name}_recovered", now, message, **params)]
+
+    def _text(self, message: str, lang: str, params: dict[str, object]) -> str:
+        text = (message if lang == DEFAULT else translator(lang)(message)).format(**params)
+        if self.named and self.source is not None:
+            # The source's own name, in no language: it says which source it is.
+            return f"{html.escape(self.source.name)}: {text}"
+        return text
 
     def _send(self, kind: str, now: dt.datetime, message: str, **params: object) -> str:
         """Record the alert and queue it for the operators, once per language among
         them (English first); returns the English text."""
-        english = message.format(**params)
+        kind = self.state_name(kind)
+        english = self._text(message, DEFAULT, params)
         chats_by_language: dict[str, list[int]] = {}
         for chat_id in self.admins:
             chats_by_language.setdefault(self._language(chat_id), []).append(chat_id)
         if not chats_by_language:
             self.bot_store.add_alert(kind, english, (), now)
         for lang in sorted(chats_by_language, key=lambda lang: lang != DEFAULT):
-            text = translator(lang)(message).format(**params)
+            text = self._text(message, lang, params)
             self.bot_store.add_alert(kind, text, chats_by_language[lang], now)
         return english
 

@@ -1,7 +1,8 @@
 """The composition root: the one place that builds feedbot's objects from the settings.
 
-``open_context`` opens what every command shares (stores, fetcher, pipeline);
-``build_worker`` adds the polling, alerts and Telegram parts of a worker;
+``open_context`` opens what every command shares (stores, fetchers, one pipeline
+per source, all behind one host gate); ``build_worker`` adds the polling, alerts
+and Telegram parts of a worker (a poller and an alert watch per source);
 ``build_web`` the HTTP server, given the worker's state as small callables.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sqlalchemy as sa
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -20,7 +21,7 @@ from bot.handlers import BotDeps
 from bot.store import BotStore
 from bot.telegram import TelegramBot
 from feedbot.alerts import AlertWatch
-from feedbot.poller import Poller
+from feedbot.poller import HostTurns, Poller, SourceThreads
 from feedbot.settings import Settings
 from feedbot.web import DatabaseFeeds, WebApp, WorkerView
 from feedbot.worker import Worker
@@ -28,6 +29,7 @@ from feeds.clock import utcnow
 from feeds.errors import ConfigError, FeedbotError
 from feeds.fetch_factory import AnyFetcher, make_fetcher
 from feeds.pipeline import Pipeline, feed_context
+from feeds.politeness import HostGate, host_of
 from feeds.render import FeedContext
 from feeds.store import Store
 from feeds.urls import masked
@@ -41,16 +43,31 @@ class Context:
     store: Store
     bot_store: BotStore
     fetcher: AnyFetcher
-    pipeline: Pipeline
+    pipeline: Pipeline  # the primary source's
     # Set when the process stops: a fetch in flight (poll or statement page) ends at once.
     stopping: threading.Event = field(default_factory=threading.Event)
+    # Every source's pipeline by source id, the primary's first (just it when not given).
+    pipelines: dict[str, Pipeline] = field(default_factory=dict)
+    # Fetchers besides ``fetcher`` (a browser source's own), closed with it.
+    more_fetchers: list[AnyFetcher] = field(default_factory=list)
     feed_ctx: FeedContext = field(init=False)
 
     def __post_init__(self) -> None:
         self.feed_ctx = feed_context(self.settings.feeds)
+        if not self.pipelines:
+            self.pipelines = {self.pipeline.source.id: self.pipeline}
+
+    def pipeline_for(self, source_id: str | None) -> Pipeline:
+        """The pipeline of the source with this id (None: the primary's); ConfigError
+        naming the known ids if there is none (``--source ID``)."""
+        if source_id is None:
+            return self.pipeline
+        self.settings.feeds.source_by_id(source_id)  # the one-line error
+        return self.pipelines[source_id]
 
     def close(self) -> None:
-        self.fetcher.close()
+        for fetcher in (self.fetcher, *self.more_fetchers):
+            fetcher.close()
         self.store.close()
 
 
@@ -109,9 +126,47 @@ def _cause(exc: BaseException) -> str:
 def open_context(settings: Settings, migrate: bool = True) -> Context:
     store, bot_store = open_stores(settings.feeds.database_url, migrate)
     stopping = threading.Event()
-    fetcher = make_fetcher(settings.feeds, stopping)
-    pipeline = Pipeline(settings.feeds, store, fetcher)
-    return Context(settings, store, bot_store, fetcher, pipeline, stopping)
+    config = settings.feeds
+    made: list[AnyFetcher] = []
+    try:
+        fetcher = make_fetcher(config, stopping)
+        made.append(fetcher)
+        # Plain HTTP sources share one fetcher (its connection pools); a browser source
+        # renders with a browser of its own.
+        http = (
+            fetcher
+            if config.source.fetch != "browser"
+            else make_fetcher(config, stopping, replace(config.source, fetch="http"))
+        )
+        more = [] if http is fetcher else [http]
+        made += more
+        # One gate for every source: sources on one host take turns there, however many.
+        gate = HostGate(spacing=config.fetch.article_delay)
+        pipelines: dict[str, Pipeline] = {}
+        for source in config.sources:
+            own = http
+            if source.primary:
+                own = fetcher
+            elif source.fetch == "browser":
+                own = make_fetcher(config, stopping, source)
+                more.append(own)
+                made.append(own)
+            pipelines[source.id] = Pipeline(config, store, own, source=source, gate=gate)
+    except BaseException:
+        for made_fetcher in made:
+            made_fetcher.close()
+        store.close()
+        raise
+    return Context(
+        settings,
+        store,
+        bot_store,
+        fetcher,
+        pipelines[config.source.id],
+        stopping,
+        pipelines=pipelines,
+        more_fetchers=more,
+    )
 
 
 def build_telegram(ctx: Context) -> tuple[TelegramBot, Sender] | None:
@@ -140,12 +195,35 @@ def build_telegram(ctx: Context) -> tuple[TelegramBot, Sender] | None:
 
 def build_worker(ctx: Context, clock: Callable[[], dt.datetime] = utcnow) -> Worker:
     scheduler = AsyncIOScheduler(timezone="UTC")
-    poller = Poller(
-        ctx.pipeline, ctx.bot_store, ctx.settings.telegram.follow_edits, scheduler, clock
-    )
-    alerts = AlertWatch(
-        ctx.store, ctx.bot_store, ctx.settings.telegram.admin_chat_ids, ctx.settings.alerts
-    )
+    config = ctx.settings.feeds
+    pipelines = list(ctx.pipelines.values())
+    # Sources on one host take turns there, politely spaced; each source polls in a
+    # thread of the sources' own pool, so a hanging host holds only its own.
+    turns = HostTurns(spacing=config.fetch.article_delay)
+    threads = SourceThreads(len({host_of(p.source_url) for p in pipelines}))
+    pollers = [
+        Poller(
+            pipeline,
+            ctx.bot_store,
+            ctx.settings.telegram.follow_edits,
+            scheduler,
+            clock,
+            turns=turns,
+            threads=threads,
+        )
+        for pipeline in pipelines
+    ]
+    alerts = {
+        pipeline.source.id: AlertWatch(
+            pipeline.store,
+            ctx.bot_store,
+            ctx.settings.telegram.admin_chat_ids,
+            ctx.settings.alerts,
+            source=pipeline.source,
+            named=len(pipelines) > 1,
+        )
+        for pipeline in pipelines
+    }
     telegram, sender = build_telegram(ctx) or (None, None)
     return Worker(
         ctx.stopping,
@@ -153,11 +231,12 @@ def build_worker(ctx: Context, clock: Callable[[], dt.datetime] = utcnow) -> Wor
         ctx.store,
         ctx.bot_store,
         scheduler,
-        poller,
+        pollers,
         alerts,
         telegram=telegram,
         sender=sender,
         clock=clock,
+        threads=threads,
     )
 
 

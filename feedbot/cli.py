@@ -20,11 +20,13 @@ from feedbot.app import Context, open_context
 from feedbot.logs import configure_logging, redact, token_secrets
 from feedbot.poller import poll_and_queue
 from feedbot.settings import Settings, config_path, load_settings
+from feedbot.source_table import print_sources, source_rows
 from feeds import render
 from feeds.clock import london_today, utcnow
-from feeds.errors import ConfigError, FeedbotError, SourceError
+from feeds.config import SourceSettings
+from feeds.errors import ConfigError, FeedbotError, ParseError, SourceError
 from feeds.fetch_factory import make_fetcher
-from feeds.model import page_json
+from feeds.model import Page, page_json
 from feeds.parse import explain_page, parse_page
 from feeds.urls import masked
 
@@ -40,7 +42,7 @@ def _print_json(data: Any) -> None:
 
 
 def read_target(
-    target: str, settings: Settings, base_url: str | None = None
+    target: str, settings: Settings, base_url: str | None = None, source_url: str | None = None
 ) -> tuple[bytes, str, str | None]:
     """A page to read, from a URL (fetched as the source is) or a file: (body, base URL,
     content type). A file's links resolve against ``base_url``, else the source URL."""
@@ -55,12 +57,26 @@ def read_target(
         body = Path(target).read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {target}: {exc.strerror}") from None
-    return body, base_url or settings.feeds.source.url, None
+    return body, base_url or source_url or settings.feeds.source.url, None
+
+
+def read_as_source(
+    source: SourceSettings, body: bytes, base: str, ctype: str | None
+) -> tuple[Page, list[str]]:
+    """A page read as this source reads it (a feed as a feed, a page by its profile),
+    and how it was read."""
+    if source.kind == "feed":
+        from feeds.feedpage import parse_feed
+
+        page = parse_feed(body, base, ctype)
+        return page, list(page.notes)
+    return explain_page(body, base, source.profile, ctype)
 
 
 def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
-    body, base, ctype = read_target(args.target, settings)
-    page, notes = explain_page(body, base, settings.feeds.source.profile, ctype)
+    source = settings.feeds.source_by_id(args.source)
+    body, base, ctype = read_target(args.target, settings, source_url=source.url)
+    page, notes = read_as_source(source, body, base, ctype)
     if args.explain:
         for note in notes:
             print(f"explain: {note}", file=sys.stderr)
@@ -85,8 +101,26 @@ def cmd_profile_suggest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_poll(args: argparse.Namespace, ctx: Context) -> int:
+    """One poll of the chosen source, or of every source in turn."""
+    several = args.source is None and len(ctx.pipelines) > 1
+    chosen = list(ctx.pipelines) if several else [ctx.pipeline_for(args.source).source.id]
+    reports: dict[str, dict[str, Any]] = {}
+    ok = True
+    for source_id in chosen:
+        report, polled_ok = _poll_one(args, ctx, source_id, named=several)
+        reports[source_id] = report
+        ok = ok and polled_ok
+    if args.json:
+        _print_json(reports if several else reports[chosen[0]])
+    return 0 if ok else 1
+
+
+def _poll_one(
+    args: argparse.Namespace, ctx: Context, source_id: str, named: bool
+) -> tuple[dict[str, Any], bool]:
+    pipeline = ctx.pipelines[source_id]
     outcome = poll_and_queue(
-        ctx.pipeline,
+        pipeline,
         ctx.bot_store,
         ctx.settings.telegram.follow_edits,
         utcnow(),
@@ -94,30 +128,29 @@ def cmd_poll(args: argparse.Namespace, ctx: Context) -> int:
     )
     # The service leaves statement pages to its full-text job; a one-shot poll (cron)
     # reads the due ones now, within the per-poll cap.
-    full_texts = ctx.pipeline.fetch_full_texts(ctx.settings.feeds.fetch.articles_per_poll)
-    if args.json:
-        changes = outcome.changes
-        _print_json(
-            {
-                "result": outcome.result,
-                "error": str(outcome.error) if outcome.error else None,
-                "new": [s.id for s in changes.new] if changes else [],
-                "edited": [s.id for s in changes.edited] if changes else [],
-                "first_fill": bool(changes and changes.first_fill),
-                "full_texts_fetched": full_texts,
-                "feeds_written": outcome.feeds_written,
-            }
-        )
-    else:
-        print(outcome.summary() + (f"; {full_texts} full texts fetched" if full_texts else ""))
+    full_texts = pipeline.fetch_full_texts(ctx.settings.feeds.fetch.articles_per_poll)
+    changes = outcome.changes
+    report = {
+        "result": outcome.result,
+        "error": str(outcome.error) if outcome.error else None,
+        "new": [s.id for s in changes.new] if changes else [],
+        "edited": [s.id for s in changes.edited] if changes else [],
+        "first_fill": bool(changes and changes.first_fill),
+        "full_texts_fetched": full_texts,
+        "feeds_written": outcome.feeds_written,
+    }
+    prefix = f"{source_id}: " if named else ""
+    if not args.json:
+        fetched = f"; {full_texts} full texts fetched" if full_texts else ""
+        print(prefix + outcome.summary() + fetched)
         if outcome.changes:
             for s in outcome.changes.new:
                 print(f"  new: {s.published or '----------'}  {s.title}")
             for s in outcome.changes.edited:
                 print(f"  edited: {s.title}")
     if outcome.error:
-        print(f"feedbot: {outcome.error}", file=sys.stderr)
-    return 0 if outcome.ok else 1
+        print(f"feedbot: {prefix}{outcome.error}", file=sys.stderr)
+    return report, outcome.ok
 
 
 def cmd_feed(args: argparse.Namespace, ctx: Context) -> int:
@@ -161,9 +194,18 @@ def cmd_service(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace, ctx: Context) -> int:
+    import dataclasses
+
     from tqdm import tqdm
 
     from feeds.backfill import BackfillResult, backfill
+
+    pipeline = ctx.pipeline_for(args.source)
+    source = pipeline.source
+    if source.kind == "feed":
+        raise ConfigError(f"--source {source.id}: a feed source has no archive lists to walk")
+    # The walk reads the chosen source's profile and URL, and stores as that source.
+    config = dataclasses.replace(ctx.settings.feeds, source=source)
 
     with tqdm(desc="archive", unit=" pages", file=sys.stderr, disable=args.json or None) as bar:
 
@@ -172,9 +214,9 @@ def cmd_backfill(args: argparse.Namespace, ctx: Context) -> int:
             bar.set_postfix(statements=result.seen, new=result.new)
 
         result = backfill(
-            ctx.settings.feeds,
-            ctx.store,
-            ctx.fetcher,
+            config,
+            pipeline.store,
+            pipeline.fetcher,
             args.max_pages,
             args.since,
             progress,
@@ -182,7 +224,7 @@ def cmd_backfill(args: argparse.Namespace, ctx: Context) -> int:
             restart=args.restart,
         )
     if result.new:
-        ctx.pipeline.publish()
+        pipeline.publish()
     summary = {
         "pages": result.pages,
         "pages_skipped": result.skipped,
@@ -249,26 +291,82 @@ def cmd_subscribers(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def cmd_check_config(_args: argparse.Namespace, settings: Settings) -> int:
+def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
     from feeds.fetch import Fetcher
 
+    config = settings.feeds
+    chosen = [config.source_by_id(args.source)] if args.source else list(config.sources)
     effective = _masked_urls(_plain(settings))
     effective["telegram"]["token"] = "set (hidden)" if settings.telegram.token else None
     effective["feeds"]["database_url"] = mask_password(settings.feeds.database_url)
     print(json.dumps(effective, indent=2, default=str, ensure_ascii=False))
-    fetcher = Fetcher(settings.feeds.fetch)
+    named = args.source is not None or len(config.sources) > 1
+    fetcher = Fetcher(config.fetch)
     try:
-        response = fetcher.get(settings.feeds.source.url)
+        for source in chosen:
+            _check_source(fetcher, source, named)
     finally:
         fetcher.close()
-    page = parse_page(
-        response.body, response.url, settings.feeds.source.profile, response.content_type
-    )
+    return 0
+
+
+def _check_source(fetcher: Any, source: SourceSettings, named: bool) -> None:
+    """Fetch the source once and say what its reader finds; a failure is one line
+    naming the source (where there are several), a feed that answers HTML exit 2."""
+    where = f"source {source.id!r}: " if named else ""
+    try:
+        response = fetcher.get(source.url)
+        try:
+            if source.kind == "feed":
+                page, _notes = read_as_source(
+                    source, response.body, response.url, response.content_type
+                )
+            else:
+                page = parse_page(
+                    response.body, response.url, source.profile, response.content_type
+                )
+        except ParseError as exc:
+            if source.kind == "feed" and _answers_html(response.body, response.content_type):
+                raise ConfigError(
+                    f"{masked(source.url)} answers an HTML page, not a feed: "
+                    'is it the feed\'s address, or should the source be kind = "page"?'
+                ) from exc
+            raise
+    except ConfigError as exc:
+        raise ConfigError(f"{where}{exc}") from None
+    except SourceError as exc:
+        if not where:
+            raise
+        raise SourceError(f"{where}{exc}") from None
+    if source.kind == "feed":
+        print(
+            f"{where or 'source '}OK: {masked(response.url)} answered in "
+            f"{response.elapsed:.2f}s; the feed holds {len(page.entries)} entries"
+        )
+        return
     print(
-        f"source OK: {masked(response.url)} answered in {response.elapsed:.2f}s; profile "
-        f"{settings.feeds.source.profile.name!r} finds {len(page.entries)} statements and "
+        f"{where or 'source '}OK: {masked(response.url)} answered in {response.elapsed:.2f}s; "
+        f"profile {source.profile.name!r} finds {len(page.entries)} statements and "
         f"{len(page.counters)} counters"
     )
+
+
+def _answers_html(body: bytes, content_type: str | None) -> bool:
+    if content_type and content_type.split(";")[0].strip().lower() in (
+        "text/html",
+        "application/xhtml+xml",
+    ):
+        return True
+    start = body[:512].lstrip().lower()
+    return start.startswith((b"<!doctype html", b"<html"))
+
+
+def cmd_sources(args: argparse.Namespace, ctx: Context) -> int:
+    rows = source_rows(ctx)
+    if args.json:
+        _print_json(rows)
+    else:
+        print_sources(rows)
     return 0
 
 
@@ -346,7 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print data as JSON")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("run", help="the service: polling, Telegram bot, HTTP server")
+    sub.add_parser("sources", help="list the sources with their state")
     p = sub.add_parser("poll", help="one poll cycle now; prints what changed")
+    _source_option(p, "poll this source only (default: every source)")
     p.add_argument(
         "--accept-retitles",
         action="store_true",
@@ -354,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = sub.add_parser("parse", help="read one page with the source profile and print it as JSON")
     p.add_argument("target", metavar="PATH_OR_URL")
+    _source_option(p, "read it as this source does (default: the first source)")
     p.add_argument(
         "--explain", action="store_true", help="say on stderr how the page was read, and why"
     )
@@ -375,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("worker", help="polling, daily counters and the bot, without HTTP (scale-out)")
     p = sub.add_parser("backfill", help="walk the source's archive pages and store every statement")
+    _source_option(p, "walk this source's archive (default: the first source)")
     p.add_argument("--max-pages", type=int, metavar="N", help="read at most N archive pages")
     p.add_argument(
         "--since", type=_date, metavar="YYYY-MM-DD", help="stop at statements older than this"
@@ -391,7 +493,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("subscribers", help="list and count subscribers")
     p.add_argument("--all", action="store_true", help="include chats that unsubscribed")
     p.add_argument("--csv", action="store_true", help="export as CSV")
-    sub.add_parser("check-config", help="print the effective settings and check the source once")
+    p = sub.add_parser(
+        "check-config", help="print the effective settings and check every source once"
+    )
+    _source_option(p, "check this source only")
     p = sub.add_parser("migrate-db", help="copy this database into another (e.g. PostgreSQL)")
     p.add_argument("--to", required=True, metavar="DATABASE_URL", help="the empty target database")
     for name in sub.choices:
@@ -399,8 +504,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _source_option(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--source", metavar="ID", help=help)
+
+
 COMMANDS_WITH_STORE: dict[str, Callable[[argparse.Namespace, Context], int]] = {
     "poll": cmd_poll,
+    "sources": cmd_sources,
     "feed": cmd_feed,
     "counters": cmd_counters,
     "serve": cmd_service,

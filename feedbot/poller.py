@@ -1,5 +1,11 @@
-"""Polling on APScheduler: each poll schedules the next one, and hands what it
-stored to the Telegram outbox (``poll_and_queue``).
+"""Polling on APScheduler: one poller per source, each poll scheduling that
+source's next one, and handing what it stored to the Telegram outbox
+(``poll_and_queue``).
+
+Sources never wait for one another: each has its own job, interval and back-off,
+and polls run in threads of their own pool (``SourceThreads``). Sources on one
+host take turns (``HostTurns``): one poll at a time there, politely spaced, and a
+poll waiting for its turn holds no thread.
 
 The next run is computed from the poll's outcome (interval with jitter, or
 exponential back-off after failures), so APScheduler's interval jitter, which
@@ -12,8 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -22,11 +32,63 @@ from bot.store import BotStore
 from feeds.backoff import next_delay
 from feeds.clock import LONDON, utcnow
 from feeds.pipeline import Pipeline, PollOutcome
+from feeds.politeness import host_of
 
 log = logging.getLogger(__name__)
-POLL_JOB = "poll"
+POLL_JOB = "poll"  # the primary source's job; another source's is "poll:<id>"
+MAX_SOURCE_THREADS = 64
 
 PollListener = Callable[[PollOutcome], Awaitable[None]]
+T = TypeVar("T")
+
+
+def job_id(kind: str, pipeline: Pipeline) -> str:
+    """The scheduler job of this kind for this source: ``poll``, ``poll:<id>``."""
+    source = pipeline.source
+    return kind if source.primary else f"{kind}:{source.id}"
+
+
+class HostTurns:
+    """One poll at a time per host, ``spacing`` seconds apart, in the event loop: a
+    source waiting for its host's turn waits as a coroutine, never as a thread (the
+    HostGate in the pipeline holds the request itself to the same rule)."""
+
+    def __init__(self, spacing: float = 0.0) -> None:
+        self.spacing = spacing
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._free_at: dict[str, float] = {}
+
+    @asynccontextmanager
+    async def turn(self, url: str) -> AsyncIterator[None]:
+        host = host_of(url)
+        loop = asyncio.get_running_loop()
+        async with self._locks.setdefault(host, asyncio.Lock()):  # first come, first served
+            wait = self._free_at.get(host, 0.0) - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                yield
+            finally:
+                self._free_at[host] = loop.time() + self.spacing
+
+
+class SourceThreads:
+    """The threads polls and statement pages run in, apart from the event loop's
+    default pool (the bot's store calls): enough for every host to have a poll and
+    a statement page in flight, so a hanging host holds only its own."""
+
+    def __init__(self, hosts: int) -> None:
+        self.executor = ThreadPoolExecutor(
+            max_workers=min(MAX_SOURCE_THREADS, 2 * max(hosts, 1) + 2),
+            thread_name_prefix="source",
+        )
+
+    async def run(self, func: Callable[..., T], *args: object) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(func, *args))
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def poll_and_queue(
@@ -53,14 +115,28 @@ class Poller:
         follow_edits: bool,
         scheduler: AsyncIOScheduler,
         clock: Callable[[], dt.datetime] = utcnow,
+        turns: HostTurns | None = None,
+        threads: SourceThreads | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.bot_store = bot_store
         self.follow_edits = follow_edits
         self.scheduler = scheduler
         self.clock = clock
+        self.turns = turns or HostTurns()
+        self.threads = threads
         self.listeners: list[PollListener] = []
         self.last: PollOutcome | None = None
+
+    @property
+    def source_id(self) -> str:
+        return self.pipeline.source.id
+
+    async def _in_thread(self, func: Callable[..., T], *args: object) -> T:
+        # requests and the store are blocking: keep them off the event loop.
+        if self.threads is not None:
+            return await self.threads.run(func, *args)
+        return await asyncio.to_thread(func, *args)
 
     def start(self, first_delay: float = 0.0) -> None:
         self._schedule(first_delay)
@@ -72,7 +148,7 @@ class Poller:
             minute=0,
             second=30,
             timezone=LONDON,
-            id="republish",
+            id=job_id("republish", self.pipeline),
             replace_existing=True,
             coalesce=True,
             misfire_grace_time=None,
@@ -84,7 +160,7 @@ class Poller:
             self.poll_once,
             "date",
             run_date=run_at,
-            id=POLL_JOB,
+            id=job_id(POLL_JOB, self.pipeline),
             replace_existing=True,
             max_instances=1,
             coalesce=True,
@@ -92,23 +168,23 @@ class Poller:
         )
 
     async def poll_once(self) -> PollOutcome | None:
-        source = self.pipeline.config.source
+        source = self.pipeline.source
         try:
-            # requests and the store are blocking: keep them off the event loop.
-            outcome = await asyncio.to_thread(
-                poll_and_queue, self.pipeline, self.bot_store, self.follow_edits, self.clock()
-            )
+            async with self.turns.turn(self.pipeline.source_url):
+                outcome = await self._in_thread(
+                    poll_and_queue, self.pipeline, self.bot_store, self.follow_edits, self.clock()
+                )
         except asyncio.CancelledError:
             # The process is stopping (the fetch in flight ends with it): not a crash,
             # and nobody awaits this job to hear of it.
             log.info("poll stopped: the service is shutting down")
             return None
         except Exception:
-            log.exception("poll crashed; trying again after the usual interval")
+            log.exception("poll of %s crashed; trying again after the usual interval", source.id)
             self._schedule(next_delay(1, source.poll_seconds, source.backoff_max_seconds))
             return None
         self.last = outcome
-        log.info("%s; next poll in %.0fs", outcome.summary(), outcome.next_delay)
+        log.info("%s%s; next poll in %.0fs", self._named(), outcome.summary(), outcome.next_delay)
         self._schedule(outcome.next_delay)
         for listener in self.listeners:
             try:
@@ -117,5 +193,9 @@ class Poller:
                 log.exception("a poll listener failed")
         return outcome
 
+    def _named(self) -> str:
+        """The source's id before a log line, when there are several."""
+        return "" if len(self.pipeline.config.sources) == 1 else f"{self.source_id}: "
+
     async def republish(self) -> None:
-        await asyncio.to_thread(self.pipeline.publish)
+        await self._in_thread(self.pipeline.publish)

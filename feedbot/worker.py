@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import os
 import socket
 import threading
 import uuid
 from collections.abc import Callable
+from typing import TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telegram.error import InvalidToken, TelegramError
@@ -27,11 +29,11 @@ from bot.outbox import enqueue_daily_counters
 from bot.store import BotStore
 from bot.telegram import TelegramBot
 from feedbot.alerts import AlertWatch
-from feedbot.poller import Poller
+from feedbot.poller import HostTurns, Poller, SourceThreads
 from feedbot.settings import Settings
 from feeds.clock import utcnow
 from feeds.errors import ConfigError
-from feeds.pipeline import PollOutcome
+from feeds.pipeline import Pipeline, PollOutcome
 from feeds.store import Store
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ COUNTERS_CHECK_SECONDS = 30.0
 BOT_RETRY_SECONDS = 2.0  # first wait after Telegram could not be reached at start; doubles
 BOT_RETRY_MAX_SECONDS = 300.0
 FULL_TEXT_IDLE_SECONDS = 30.0  # the full-text job looks again at least this often
+T = TypeVar("T")
 
 
 def _pid_namespace() -> str:
@@ -81,7 +84,8 @@ def _dead_local_holder(holder: str) -> bool:
 
 
 class Worker:
-    """Built by the composition root (``feedbot.app.build_worker``) from its parts."""
+    """Built by the composition root (``feedbot.app.build_worker``) from its parts:
+    a poller and an alert watch per source (the primary's first)."""
 
     def __init__(
         self,
@@ -90,18 +94,24 @@ class Worker:
         store: Store,
         bot_store: BotStore,
         scheduler: AsyncIOScheduler,
-        poller: Poller,
-        alerts: AlertWatch,
+        pollers: list[Poller],
+        alerts: dict[str, AlertWatch],
         telegram: TelegramBot | None = None,
         sender: Sender | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
+        threads: SourceThreads | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.bot_store = bot_store
         self.scheduler = scheduler
-        self.poller = poller
+        self.pollers = {p.source_id: p for p in pollers}
+        self.poller = pollers[0]  # the primary source's
         self.alerts = alerts
+        self.threads = threads
+        # One statement page at a time per host among the full-text jobs (the host
+        # gate spaces them): a job waiting for its host holds no thread.
+        self._full_text_turns = HostTurns()
         self.telegram = telegram
         self.sender = sender
         self.clock = clock
@@ -110,7 +120,8 @@ class Worker:
         self.bot_connected = asyncio.Event()
         # Set with ``stop``: ends a request in flight (poll or statement page) at once.
         self.stopping = stopping
-        self._full_text_wake = asyncio.Event()
+        # Each source's full-text job sleeps on its own event; its polls wake it.
+        self._full_text_wake = {source_id: asyncio.Event() for source_id in self.pollers}
 
     def bot_state(self) -> str | None:
         """``connected``, ``connecting`` (Telegram not reached yet), or None without a bot."""
@@ -179,8 +190,9 @@ class Worker:
         self.active.set()
         try:
             await asyncio.to_thread(self._subscribe_channels)
-            self.poller.listeners.append(self._after_poll)
-            self.poller.start()
+            for poller in self.pollers.values():
+                poller.listeners.append(functools.partial(self._after_poll, poller.source_id))
+                poller.start()
             self.scheduler.add_job(
                 self.enqueue_daily_counters,
                 "interval",
@@ -192,7 +204,9 @@ class Worker:
                 misfire_grace_time=None,
             )
             self.scheduler.start()
-            tasks.append(asyncio.create_task(self._full_texts(stop)))
+            for poller in self.pollers.values():
+                if poller.pipeline.source.kind == "page":  # a feed has no pages to read
+                    tasks.append(asyncio.create_task(self._full_texts(stop, poller.pipeline)))
             if self.telegram is not None:
                 # Polling and the feeds go on while Telegram is out of reach.
                 tasks.append(asyncio.create_task(self._run_bot(stop)))
@@ -212,6 +226,8 @@ class Worker:
             if self.telegram is not None and self.bot_connected.is_set():
                 await self.telegram.stop()
             await asyncio.to_thread(self.bot_store.release_lease, LEASE, self.holder)
+            if self.threads is not None:
+                self.threads.shutdown()
         return not lost.is_set()
 
     async def _run_bot(self, stop: asyncio.Event) -> None:
@@ -239,39 +255,47 @@ class Worker:
         if self.sender is not None:
             await self.sender.run(stop)
 
-    async def _full_texts(self, stop: asyncio.Event) -> None:
-        """The full-text job: statement pages one at a time, off the poll's path. It
-        sleeps while nothing is due, and a poll with new statements wakes it."""
-        pipeline = self.poller.pipeline
+    async def _in_thread(self, func: Callable[..., T], *args: object) -> T:
+        if self.threads is not None:
+            return await self.threads.run(func, *args)
+        return await asyncio.to_thread(func, *args)
+
+    async def _full_texts(self, stop: asyncio.Event, pipeline: Pipeline) -> None:
+        """One source's full-text job: its statement pages one at a time, off the
+        poll's path. It sleeps while nothing is due, and a poll with new statements
+        wakes it."""
+        source_id = pipeline.source.id
         while not stop.is_set():
             try:
-                result = await asyncio.to_thread(pipeline.fetch_full_text, self.stopping)
+                async with self._full_text_turns.turn(pipeline.source_url):
+                    result = await self._in_thread(pipeline.fetch_full_text, self.stopping)
                 if result is not None and result.result == "ok":
-                    await asyncio.to_thread(pipeline.publish)
+                    await self._in_thread(pipeline.publish)
             except Exception:
-                log.exception("the full-text job failed; trying again in a minute")
+                log.exception("the full-text job of %s failed; trying again in a minute", source_id)
                 result = None
-                await self._sleep_full_texts(stop, 60.0)
+                await self._sleep_full_texts(stop, source_id, 60.0)
                 continue
             if result is None:
-                await self._sleep_full_texts(stop, await self._next_full_text_in())
+                idle = await self._next_full_text_in(pipeline)
+                await self._sleep_full_texts(stop, source_id, idle)
             # A cancelled request (the poll took the host) is tried again at once:
             # the host gate holds it until the poll is done.
 
-    async def _next_full_text_in(self) -> float:
-        pipeline = self.poller.pipeline
-        at = await asyncio.to_thread(
+    async def _next_full_text_in(self, pipeline: Pipeline) -> float:
+        at = await self._in_thread(
             pipeline.store.next_full_text_at, pipeline.config.fetch.article_attempts
         )
         if at is None:
             return FULL_TEXT_IDLE_SECONDS
         return min(FULL_TEXT_IDLE_SECONDS, max(0.5, (at - self.clock()).total_seconds()))
 
-    async def _sleep_full_texts(self, stop: asyncio.Event, seconds: float) -> None:
-        self._full_text_wake.clear()
+    async def _sleep_full_texts(self, stop: asyncio.Event, source_id: str, seconds: float) -> None:
+        wake = self._full_text_wake[source_id]
+        wake.clear()
         waits = [
             asyncio.ensure_future(stop.wait()),
-            asyncio.ensure_future(self._full_text_wake.wait()),
+            asyncio.ensure_future(wake.wait()),
         ]
         try:
             await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
@@ -293,14 +317,14 @@ class Worker:
         for chat_id in self.settings.telegram.channel_ids:
             self.bot_store.subscribe(chat_id, "channel", self.clock(), origin="config")
 
-    async def _after_poll(self, outcome: PollOutcome) -> None:
+    async def _after_poll(self, source_id: str, outcome: PollOutcome) -> None:
         news = bool(outcome.changes and (outcome.changes.new or outcome.changes.edited))
         if news:
             # The outbox was filled in the poll's own transaction: send before anything else.
             if self.sender is not None:
                 self.sender.wake()
-            self._full_text_wake.set()
-        alerted = await asyncio.to_thread(self.alerts.after_poll, outcome, self.clock())
+            self._full_text_wake[source_id].set()
+        alerted = await asyncio.to_thread(self.alerts[source_id].after_poll, outcome, self.clock())
         for text in alerted:
             log.warning("operator alert: %s", text)
         if alerted and self.sender is not None:

@@ -6,18 +6,23 @@ import threading
 from typing import TypeAlias
 
 from feeds.browser import BrowserFetcher
-from feeds.config import FeedsConfig
+from feeds.config import FeedsConfig, SourceSettings
 from feeds.fetch import Fetcher
 
 # What the pipeline, backfill and `feedbot parse` may be handed.
 AnyFetcher: TypeAlias = Fetcher | BrowserFetcher
 
 
-def make_fetcher(config: FeedsConfig, stop: threading.Event | None = None) -> AnyFetcher:
-    """``source.fetch = "http"`` (default) or ``"browser"``; ConfigError if the browser
-    cannot be had (the extra not installed, no Chromium at ``source.browser_path``).
-    ``stop`` (the process's stop event) ends a fetch in flight at once."""
-    source = config.source
+def make_fetcher(
+    config: FeedsConfig,
+    stop: threading.Event | None = None,
+    source: SourceSettings | None = None,
+) -> AnyFetcher:
+    """``fetch = "http"`` (default) or ``"browser"`` for ``source`` (default: the
+    primary source); ConfigError if the browser cannot be had (the extra not
+    installed, no Chromium at ``browser_path``). ``stop`` (the process's stop event)
+    ends a fetch in flight at once."""
+    source = source or config.source
     if source.fetch != "browser":
         return Fetcher(config.fetch, cancel=stop)
     profile = source.profile

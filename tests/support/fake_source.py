@@ -81,6 +81,15 @@ class LoggedRequest:
     time: float  # time.monotonic()
 
 
+@dataclass(frozen=True)
+class Span:
+    """One request from its arrival to the end of its answer (time.monotonic())."""
+
+    path: str
+    start: float
+    end: float
+
+
 @dataclass
 class _Rule:
     kind: str
@@ -104,6 +113,9 @@ class _State:
     rules: dict[str, _Rule] = field(default_factory=dict)
     log: list[LoggedRequest] = field(default_factory=list)
     conns: set[socket.socket] = field(default_factory=set)
+    spans: list[Span] = field(default_factory=list)
+    in_flight: int = 0
+    most_in_flight: int = 0
 
 
 def filler(size: int) -> Iterator[bytes]:
@@ -146,16 +158,18 @@ def _page(status: int) -> bytes:
 class FakeSource:
     """Threaded HTTP server on 127.0.0.1:<free port>; starts on construction."""
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, host: str = "127.0.0.1") -> None:
+        """``host``: another loopback address (127.0.0.2, …) makes another host name
+        on the same machine, for tests of several hosts."""
         self.root = (root or DEFAULT_ROOT).resolve()
         # Off → always 200 without ETag/Last-Modified, like a server that ignores caching.
         self.conditional = True
         self._state = _State()
         self._stopped = threading.Event()
         self._clock = 0
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server = _Server((host, 0), _Handler)
         self._server.source = self
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.url = f"http://{host}:{self._server.server_address[1]}"
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -228,6 +242,29 @@ class FakeSource:
         """A snapshot of every request received so far, in arrival order."""
         with self._state.lock:
             return list(self._state.log)
+
+    @property
+    def spans(self) -> list[Span]:
+        """Every request answered so far, arrival to end of answer, in order of end."""
+        with self._state.lock:
+            return list(self._state.spans)
+
+    @property
+    def most_in_flight(self) -> int:
+        """The most requests this server has handled at once."""
+        with self._state.lock:
+            return self._state.most_in_flight
+
+    def _enter(self) -> float:
+        with self._state.lock:
+            self._state.in_flight += 1
+            self._state.most_in_flight = max(self._state.most_in_flight, self._state.in_flight)
+        return time.monotonic()
+
+    def _leave(self, path: str, start: float) -> None:
+        with self._state.lock:
+            self._state.in_flight -= 1
+            self._state.spans.append(Span(path, start, time.monotonic()))
 
     def count(self, path: str, method: str = "GET") -> int:
         with self._state.lock:
@@ -318,6 +355,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self) -> None:
+        src = self.server.source
+        start = src._enter()
+        try:
+            self._answer()
+        finally:
+            src._leave(self.path, start)
+
+    def _answer(self) -> None:
         src = self.server.source
         src._record(self.command, self.path, dict(self.headers.items()))
         rule = src._take_rule(self.path)

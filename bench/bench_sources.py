@@ -1,0 +1,177 @@
+"""Many sources in one worker: 200 sources on 20 fake hosts, all unchanged (304).
+
+Measures, for one round of every source's poll as the worker runs it (a Poller
+per source, HostTurns, the sources' own thread pool, one shared HostGate):
+
+* the CPU the feedbot process spends on the round (target ≤ 0.3 s for 200);
+* how much more memory (RSS) 200 sources hold than one (target ≤ 20 MB);
+* the most requests any one host had in flight at once (target 1).
+
+The fake hosts (FakeSource on 127.0.0.2 … 127.0.0.21, ten source pages each) run
+in a process of their own so their CPU is not counted. Usage:
+
+    .venv/bin/python bench/bench_sources.py [--sources 200] [--hosts 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import resource
+import sys
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import FIXTURES, PROFILE, toml_text
+
+CPU_TARGET = 0.3  # seconds for one round of 200 polls
+RSS_TARGET = 20.0  # MB more for 200 sources than for one
+SPACING = 0.05  # politeness between polls of one host (fetch.article_delay), kept short
+
+
+def serve_hosts(hosts: int, per_host: int, conn: Connection) -> None:
+    """The fake hosts: each serves the fixture home page at /s0/ … /sN/."""
+    from tests.support.fake_source import FakeSource
+
+    home = (FIXTURES / "site" / "index.html").read_text("utf-8")
+    servers = [FakeSource(FIXTURES / "site", host=f"127.0.0.{2 + i}") for i in range(hosts)]
+    for server in servers:
+        for j in range(per_host):
+            server.set_body(f"/s{j}/", home)
+    conn.send([s.url for s in servers])
+    conn.recv()  # "report"
+    conn.send([s.most_in_flight for s in servers])
+    conn.recv()  # "stop"
+    for server in servers:
+        server.close()
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def settings_file(folder: Path, urls: list[str], sources: int, per_host: int) -> Path:
+    pages = [f"{urls[i % len(urls)]}/s{i // len(urls) % per_host}/" for i in range(sources)]
+    sections: dict[str, Any] = {
+        "source": {"url": pages[0], "profile": PROFILE, "poll_seconds": 300},
+        "fetch": {"article_delay": SPACING, "allow_private_addresses": True, "retries": 0},
+        "database": {"url": f"sqlite:///{folder / 'feedbot.sqlite3'}"},
+        "feeds": {"folder": folder / "feeds", "public_url": "http://feeds.test"},
+    }
+    text = toml_text(sections)
+    for n, url in enumerate(pages[1:], start=1):
+        text += f'\n[[sources]]\nid = "s{n}"\nurl = "{url}"\nprofile = "{PROFILE}"\n'
+    path = folder / "feedbot.toml"
+    path.write_text(text, "utf-8")
+    return path
+
+
+def measure(sources: int, hosts: int, per_host: int, out: Connection) -> None:
+    """In a fresh process: fill every source, then time one round of 304s."""
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from feedbot.app import open_context
+    from feedbot.poller import HostTurns, Poller, SourceThreads
+    from feedbot.service import limit_malloc_arenas
+    from feedbot.settings import load_settings
+    from feeds.politeness import host_of
+
+    limit_malloc_arenas()  # as the service does at start
+    parent, child = mp.Pipe()
+    fake = mp.Process(target=serve_hosts, args=(hosts, per_host, child))
+    fake.start()
+    urls = parent.recv()
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = open_context(load_settings(settings_file(Path(tmp), urls, sources, per_host), env={}))
+
+        async def rounds() -> tuple[float, float, list[str]]:
+            scheduler = AsyncIOScheduler(timezone="UTC")
+            turns = HostTurns(spacing=SPACING)
+            pipelines = list(ctx.pipelines.values())
+            threads = SourceThreads(len({host_of(p.source_url) for p in pipelines}))
+            pollers = [
+                Poller(p, ctx.bot_store, True, scheduler, turns=turns, threads=threads)
+                for p in pipelines
+            ]
+            await asyncio.gather(*(p.poll_once() for p in pollers))  # the first fill
+            cpu, wall = time.process_time(), time.monotonic()
+            outcomes = await asyncio.gather(*(p.poll_once() for p in pollers))
+            cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+            threads.shutdown()
+            return cpu, wall, [o.result if o else "crashed" for o in outcomes]
+
+        cpu, wall, results = asyncio.run(rounds())
+        rss = rss_mb()
+        ctx.close()
+    parent.send("report")
+    in_flight = parent.recv()
+    parent.send("stop")
+    fake.join()
+    out.send(
+        {
+            "cpu": cpu,
+            "wall": wall,
+            "rss": rss,
+            "max_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "results": sorted(set(results)),
+            "in_flight": max(in_flight),
+        }
+    )
+
+
+def run(sources: int, hosts: int, per_host: int) -> dict[str, Any]:
+    parent, child = mp.Pipe()
+    proc = mp.get_context("spawn").Process(target=measure, args=(sources, hosts, per_host, child))
+    proc.start()
+    result: dict[str, Any] = parent.recv()
+    proc.join()
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sources", type=int, default=200)
+    parser.add_argument("--hosts", type=int, default=20)
+    args = parser.parse_args()
+    per_host = -(-args.sources // args.hosts)
+    one = run(1, 1, 1)
+    many = run(args.sources, args.hosts, per_host)
+    growth = many["rss"] - one["rss"]
+    rows = [
+        (
+            "CPU, one round of 304s",
+            f"{many['cpu']:.3f} s",
+            f"≤ {CPU_TARGET} s",
+            many["cpu"] <= CPU_TARGET,
+        ),
+        ("wall time of that round", f"{many['wall']:.2f} s", "-", None),
+        ("RSS, 1 source", f"{one['rss']:.1f} MB", "-", None),
+        (f"RSS, {args.sources} sources", f"{many['rss']:.1f} MB", "-", None),
+        ("RSS growth", f"{growth:.1f} MB", f"≤ {RSS_TARGET} MB", growth <= RSS_TARGET),
+        ("most requests at once on a host", str(many["in_flight"]), "1", many["in_flight"] == 1),
+        (
+            "poll results",
+            ", ".join(many["results"]),
+            "not_modified",
+            many["results"] == ["not_modified"],
+        ),
+    ]
+    width = max(len(r[0]) for r in rows)
+    for name, value, target, ok in rows:
+        verdict = {True: "PASS", False: "FAIL", None: "info"}[ok]
+        print(f"{name:<{width}}  {value:>14}  {target:>14}  {verdict}")
+    return 0 if all(r[3] is not False for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
