@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 
-from bot.schema import outbox, subscribers
+from bot.schema import follows, outbox, subscribers
 
 if TYPE_CHECKING:
     from tests.support.fake_telegram import Call, FakeTelegram
@@ -404,6 +404,8 @@ def subscribe_private_chats(engine: sa.Engine, count: int) -> None:
     ]
     with engine.begin() as conn:
         conn.execute(subscribers.insert(), rows)
+        # each follows the primary source, as /start would make it
+        conn.execute(follows.insert(), [{"chat_id": r["chat_id"], "source": ""} for r in rows])
 
 
 def outbox_counts(engine: sa.Engine) -> dict[str, int]:

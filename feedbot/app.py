@@ -181,6 +181,7 @@ def build_telegram(ctx: Context) -> tuple[TelegramBot, Sender] | None:
         source_url=ctx.settings.feeds.source.url,
         admin_chat_ids=tg.admin_chat_ids,
         preview=ctx.pipeline.preview,
+        sources=ctx.settings.feeds.sources,
     )
     telegram = TelegramBot(tg, deps)
     sender = Sender(
@@ -189,6 +190,7 @@ def build_telegram(ctx: Context) -> tuple[TelegramBot, Sender] | None:
         ctx.bot_store,
         paid_broadcast=tg.paid_broadcast,
         limiter=telegram.limiter,
+        sources=ctx.settings.feeds.sources,
     )
     return telegram, sender
 

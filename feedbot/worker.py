@@ -26,6 +26,7 @@ from telegram.error import InvalidToken, TelegramError
 
 from bot.delivery import Sender
 from bot.outbox import enqueue_daily_counters
+from bot.sources import BotSources
 from bot.store import BotStore
 from bot.telegram import TelegramBot
 from feedbot.alerts import AlertWatch
@@ -314,8 +315,11 @@ class Worker:
             ) from None
 
     def _subscribe_channels(self) -> None:
+        follow = BotSources.of(self.settings.feeds.sources).defaults()
         for chat_id in self.settings.telegram.channel_ids:
-            self.bot_store.subscribe(chat_id, "channel", self.clock(), origin="config")
+            self.bot_store.subscribe(
+                chat_id, "channel", self.clock(), origin="config", follow=follow
+            )
 
     async def _after_poll(self, source_id: str, outcome: PollOutcome) -> None:
         news = bool(outcome.changes and (outcome.changes.new or outcome.changes.edited))
@@ -333,7 +337,11 @@ class Worker:
     async def enqueue_daily_counters(self) -> int:
         """Queue today's counters for every chat whose time has come (once a day each)."""
         queued = await asyncio.to_thread(
-            enqueue_daily_counters, self.store, self.bot_store, self.clock()
+            enqueue_daily_counters,
+            self.store,
+            self.bot_store,
+            self.clock(),
+            self.settings.feeds.sources,
         )
         if queued and self.sender is not None:
             self.sender.wake()

@@ -15,7 +15,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from bot.schema import subscribers
+from bot.schema import follows, subscribers
 from bot.store import BotStore
 from feeds.publish import etag_of
 from feeds.store import Store
@@ -70,6 +70,8 @@ def test_two_workers_and_a_web_instance(
                 for c in CHATS
             ],
         )
+        # Every subscriber follows the primary source, as /start would make it.
+        conn.execute(follows.insert(), [{"chat_id": c, "source": ""} for c in CHATS])
     env = {"TELEGRAM_BOT_TOKEN": tg.token, "TELEGRAM_API_URL": tg.api_url}
     procs: list[Feedbot] = []
     try:
