@@ -425,6 +425,8 @@ def _more_sources(
         raise ConfigError("sources: must be [[sources]] tables")
     seen = {primary.id}
     loaded = []
+    # Sources sharing a profile share one compiled copy (200 sources: 22 MB otherwise).
+    profiles: dict[Path, SourceProfile] = {primary.profile_path: primary.profile}
     for n, table in enumerate(tables, start=1):
         label = f"sources[{n}]"
         sub = SettingsDoc({label: table})
@@ -448,9 +450,11 @@ def _more_sources(
                     "profile", str, "", check=lambda v: None if v else "is required"
                 )
                 profile_path = (path.parent / profile_name).resolve()
-                profile = load_profile(
-                    read_toml(profile_path), where=f"profile {profile_path.name}"
-                )
+                if profile_path not in profiles:
+                    profiles[profile_path] = load_profile(
+                        read_toml(profile_path), where=f"profile {profile_path.name}"
+                    )
+                profile = profiles[profile_path]
             source = SourceSettings(
                 url=sec.get("url", str, "", check=http_url),
                 profile=profile,

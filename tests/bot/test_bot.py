@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+import pytest
+
 from tests.conftest import FIXTURES
 from tests.support.harness import Running
 
@@ -50,6 +52,7 @@ async def test_start_subscribes_and_new_statements_arrive_once(running: Running)
     assert markup["inline_keyboard"][0][0]["url"] == running.source.url + "/fnapr/7001"
 
 
+@pytest.mark.one_database
 async def test_commands(running: Running) -> None:
     latest = await running.command(102, "/latest 2")
     assert "President Vladimir Putin" in latest and "Republic of Belarus" in latest

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from tests.support.harness import Running
 
 
+@pytest.mark.one_database
 async def test_one_busy_chat_does_not_hold_up_another_chats_command(running: Running) -> None:
     tg = running.tg
     await running.command(201, "/start")

@@ -314,6 +314,7 @@ def with_new_statement(n: int, title: str, lead: str) -> str:
     return HOME.replace('<ul class="news-list">', item, 1)
 
 
+@pytest.mark.one_database
 async def test_replies_follow_the_telegram_language_until_the_chat_chooses(
     running: Running,
 ) -> None:
@@ -354,6 +355,7 @@ async def test_replies_follow_the_telegram_language_until_the_chat_chooses(
     assert running.ctx.bot_store.subscriber_counts()["total"] == 2
 
 
+@pytest.mark.one_database
 async def test_a_group_follows_whoever_writes_until_it_chooses(running: Running) -> None:
     group = -4001
     kw: dict[str, object] = {"chat_type": "group", "title": "Readers"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +17,7 @@ from tests.support.harness import Harness, Running, drain, subscribe
 USAGE = "Usage: /latest"
 
 
+@pytest.mark.one_database
 async def test_latest_with_digits_that_are_not_ascii_gets_the_usage_line(
     running: Running,
 ) -> None:
