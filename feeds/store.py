@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from feeds.clock import london_today
@@ -608,10 +610,17 @@ class Store:
     def save_documents(self, docs: list[tuple[str, bytes, str]], at: dt.datetime) -> None:
         """Insert or replace (name, body, etag) documents in one transaction."""
         with self.begin() as c:
+            # An upsert: two processes publishing the same document at once (a
+            # `feedbot poll` beside the service) both succeed; the last one wins.
+            upsert = sqlite_insert if c.dialect.name == "sqlite" else postgresql_insert
             for name, body, etag in docs:
-                c.execute(feed_documents.delete().where(feed_documents.c.name == name))
+                values = {"name": name, "body": body, "etag": etag, "changed_at": at}
+                statement = upsert(feed_documents).values(**values)
                 c.execute(
-                    feed_documents.insert().values(name=name, body=body, etag=etag, changed_at=at)
+                    statement.on_conflict_do_update(
+                        index_elements=[feed_documents.c.name],
+                        set_={"body": body, "etag": etag, "changed_at": at},
+                    )
                 )
 
     def delete_documents(self, names: Sequence[str]) -> None:
