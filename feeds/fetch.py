@@ -59,7 +59,18 @@ from feeds.errors import (
 log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
-ACCEPTED_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "application/xml", "text/xml")
+ACCEPTED_TYPES = (
+    "text/html",
+    "application/xhtml+xml",
+    "text/plain",
+    "application/xml",
+    "text/xml",
+    # sources that already publish a feed (kind = "feed")
+    "application/atom+xml",
+    "application/rss+xml",
+    "application/feed+json",
+    "application/json",
+)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 CANCEL_CHECK = 0.1  # seconds between the watchdog's looks at the cancel event
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -292,7 +303,10 @@ class Fetcher:
         self.cancel = cancel
         self.session = requests.Session()
         self.session.headers["User-Agent"] = settings.user_agent
-        self.session.headers["Accept"] = "text/html,application/xhtml+xml,text/plain;q=0.8"
+        self.session.headers["Accept"] = (
+            "text/html,application/xhtml+xml,application/atom+xml,application/rss+xml,"
+            "application/feed+json,text/plain;q=0.8,application/xml;q=0.8"
+        )
         self.session.max_redirects = settings.max_redirects
         for prefix in ("http://", "https://"):
             self.session.mount(prefix, _WatchedAdapter())

@@ -573,3 +573,15 @@ def test_any_entries_read_the_same_from_atom_rss_and_json_feed(
 
     expected = _expected(items)
     assert read == {"atom": expected, "rss": expected, "json": expected}
+
+
+def test_a_feed_served_as_atom_is_fetched_and_read(source: FakeSource) -> None:
+    body = (FEEDS / "govuk-fcdo.atom").read_bytes()
+    source.set_body("/news.atom", body, content_type="application/atom+xml; charset=utf-8")
+    fetcher = Fetcher(FetchSettings(allow_private_addresses=True, retries=0))
+    try:
+        response = fetcher.get(source.url + "/news.atom")
+    finally:
+        fetcher.close()
+    page = parse_feed(response.body, response.url, response.content_type)
+    assert page.reader == "feed" and len(page.entries) >= 2
