@@ -34,28 +34,11 @@ from feeds.store import Store
 from tests.conftest import FIXTURES, PROFILE, ConfigFactory, toml_value
 from tests.feeds.test_pipeline import HOME, NEW_ITEM
 from tests.support.fake_source import FakeSource
-from tests.support.feed_check import NS, check_document, check_json, strict_xml
+from tests.support.feed_check import NS, check_document, check_folder, check_json, strict_xml
 
 PUBLIC = "http://feeds.test"
 GOLDEN = FIXTURES / "single-source-feeds"
 CMS_HOME = (FIXTURES / "pages" / "unknown-cms.html").read_bytes()
-
-
-def check_all(folder: Path) -> dict[str, Any]:
-    """Every document under the folder, judged as a validator would: archive
-    documents (``archive/`` at the top or under a source's folder) must be marked
-    as such, every other document must not."""
-    parsed: dict[str, Any] = {}
-    for path in sorted(folder.rglob("*")):
-        if not path.is_file() or path.name.startswith("."):
-            continue
-        name = path.relative_to(folder).as_posix()
-        body = path.read_bytes()
-        if path.suffix == ".json":
-            parsed[name] = check_json(body, name)
-        else:
-            parsed[name] = check_document(body, name, archive="/archive/" in f"/{name}")
-    return parsed
 
 
 def mirror_of(site: FakeSource) -> str:
@@ -170,7 +153,7 @@ def test_each_source_has_its_own_documents_and_the_combined_ones_name_the_source
 ) -> None:
     sites = make_sites()
     sites.poll()
-    docs = check_all(sites.folder)
+    docs = check_folder(sites.folder)
     names = {s.id: s.name for s in sites.config.sources}
     assert set(names) == {"embassy-uk", "cms", "mirror"}
 
@@ -218,7 +201,7 @@ def test_two_sources_publishing_the_same_url_keep_separate_entries(
 ) -> None:
     sites = make_sites()
     sites.poll()
-    docs = check_all(sites.folder)
+    docs = check_folder(sites.folder)
     home_ids, mirror_ids = sites.ids_of("embassy-uk"), sites.ids_of("mirror")
     assert len(home_ids) == len(mirror_ids) == 11
     assert not home_ids & mirror_ids
@@ -236,7 +219,7 @@ def test_archives_per_source_walk_each_statement_once_and_full_ones_never_change
 ) -> None:
     sites = make_sites(entries=4)
     sites.poll()
-    check_all(sites.folder)
+    check_folder(sites.folder)
     sets = {
         "": sites.store.view(None),
         **{s.id + "/": sites.store.view(s.key) for s in sites.config.sources},
@@ -271,7 +254,7 @@ def test_archives_per_source_walk_each_statement_once_and_full_ones_never_change
     assert "statements.atom" in outcome.feeds_written
     assert "embassy-uk/statements.atom" in outcome.feeds_written
     assert not any(n.startswith(("cms/", "mirror/")) for n in outcome.feeds_written)
-    check_all(sites.folder)
+    check_folder(sites.folder)
     for path, body in archives.items():
         assert path.read_bytes() == body, path
     for path, body in others.items():
@@ -302,7 +285,7 @@ def test_sources_publishing_at_once_leave_complete_combined_feeds(
     for t in threads:
         t.join(30)
     assert not errors
-    docs = check_all(sites.folder)
+    docs = check_folder(sites.folder)
     every = set().union(*(sites.ids_of(s.id) for s in sites.config.sources))
     assert {e.id for e in docs["statements.atom"].entries} == every
     # The database holds what the folder holds (web instances serve from it).
@@ -369,7 +352,7 @@ def test_a_single_source_deployment_writes_the_same_top_level_bytes_as_before(
     for name in golden:
         assert (folder / name).read_bytes() == (GOLDEN / name).read_bytes(), name
     # Plus the source's own copies: the same entries, under its id, its name as title.
-    docs = check_all(folder)
+    docs = check_folder(folder)
     copies = {n.removeprefix("embassy-uk/") for n in docs if n.startswith("embassy-uk/")}
     assert copies == golden
     for name in ("statements.atom", "statements.rss", "archive/statements-1.atom"):
