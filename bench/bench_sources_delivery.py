@@ -24,7 +24,6 @@ Prints one table and notes, and exits 0; see bench/README.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import random
 import re
 import shutil
@@ -33,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -59,10 +58,10 @@ from bench.common import (  # noqa: E402
     progress,
     quiet_gc,
     settings_sections,
+    subscribe_private_chats,
     toml_text,
     tree_state,
 )
-from bot.schema import follows, subscribers  # noqa: E402
 from bot.store import BotStore  # noqa: E402
 from feeds.store import Store  # noqa: E402
 from tests.support.fake_source import FakeSource  # noqa: E402
@@ -189,34 +188,6 @@ def pick_follows(chats: int, sources: int, seed: int) -> dict[int, list[int]]:
     }
 
 
-def subscribe_following(engine: sa.Engine, chosen: Mapping[int, Sequence[int]]) -> None:
-    """Each chat of ``chosen`` an active private subscriber (counters off) following its
-    sources, in one transaction, as :func:`bench.common.subscribe_private_chats` does."""
-    now = dt.datetime.now(dt.UTC)
-    rows = [
-        {
-            "chat_id": chat_id,
-            "chat_type": "private",
-            "title": None,
-            "language": None,
-            "active": True,
-            "subscribed_at": now,
-            "counters_enabled": False,
-            "counters_time": "09:00",
-            "origin": "bench",
-        }
-        for chat_id in chosen
-    ]
-    follow_rows = [
-        {"chat_id": chat_id, "source": source_key(i)}
-        for chat_id, picked in chosen.items()
-        for i in picked
-    ]
-    with engine.begin() as conn:
-        conn.execute(subscribers.insert(), rows)
-        conn.execute(follows.insert(), follow_rows)
-
-
 def migrate(database_url: str) -> None:
     store = Store(database_url)
     store.migrate()
@@ -299,7 +270,11 @@ def run(sources: int, chats: int, seed: int, tmp: Path) -> Result:
             config, database_url = write_config(tmp, urls)
             migrate(database_url)
             engine = sa.create_engine(database_url)
-            subscribe_following(engine, chosen)
+            subscribe_private_chats(
+                engine,
+                len(chosen),
+                {c: [source_key(i) for i in picked] for c, picked in chosen.items()},
+            )
             try:
                 with feedbot_service(config, log_path, tg) as proc:
                     wait_until(lambda: bool(tg.calls_of("getUpdates")), proc, "the bot started")

@@ -384,9 +384,12 @@ def article_page(title: str, date: str, paragraphs: Sequence[str]) -> str:
     )
 
 
-def subscribe_private_chats(engine: sa.Engine, count: int) -> None:
+def subscribe_private_chats(
+    engine: sa.Engine, count: int, follows_by_chat: Mapping[int, Sequence[str]] | None = None
+) -> None:
     """Chats ``1..count`` as active private subscribers, in one transaction; counters off,
-    so that the daily counters do not share the sending limit."""
+    so that the daily counters do not share the sending limit. Each follows the sources
+    ``follows_by_chat`` gives it (by source key), else the primary, as /start makes it."""
     now = dt.datetime.now(dt.UTC)
     rows = [
         {
@@ -402,10 +405,13 @@ def subscribe_private_chats(engine: sa.Engine, count: int) -> None:
         }
         for chat_id in range(1, count + 1)
     ]
+    chosen = follows_by_chat or {r["chat_id"]: ("",) for r in rows}
     with engine.begin() as conn:
         conn.execute(subscribers.insert(), rows)
-        # each follows the primary source, as /start would make it
-        conn.execute(follows.insert(), [{"chat_id": r["chat_id"], "source": ""} for r in rows])
+        conn.execute(
+            follows.insert(),
+            [{"chat_id": c, "source": key} for c, keys in chosen.items() for key in keys],
+        )
 
 
 def outbox_counts(engine: sa.Engine) -> dict[str, int]:
