@@ -199,6 +199,9 @@ class Pipeline:
         self.builder = combined_builder(config, store)
         self.source_builder = source_builder(config, store, self.source)
         self._published_day: dt.date | None = None
+        # The conditional-GET validators this pipeline stored last (read from the store
+        # before its first poll); another process's newer ones only cost a full fetch.
+        self._validators: tuple[str | None, str | None] | None = None
         # One request at a time to a host, the poll first (full texts give way); the
         # pipelines of sources on one host share one gate.
         self.gate = gate or HostGate(spacing=config.fetch.article_delay)
@@ -232,11 +235,11 @@ class Pipeline:
         checked it) instead of holding it as suspicious."""
         started = now or self.clock()
         tick = time.monotonic()
-        state = self.store.source_state(self.source_url)
+        etag, last_modified = self._validators or self._stored_validators()
         try:
             with self.gate.turn(self.source_url, poll=True):
                 response = self.fetcher.get(
-                    self.source_url, state.etag, state.last_modified, source_url=self.source_url
+                    self.source_url, etag, last_modified, source_url=self.source_url
                 )
             metrics.FETCH_SECONDS.observe(response.elapsed)
             page = None
@@ -258,38 +261,41 @@ class Pipeline:
 
         outcome = PollOutcome(result="not_modified" if page is None else "ok", page=page)
         stored_at = self.clock()  # "last success": the page fetched and stored
+        publishing = self._published_day != london_today(started)
         with self.store.begin() as conn:
-            # Two pollers of one source (a `feedbot poll` beside `feedbot run`) take
-            # turns here: the second sees the first one's statements, not a conflict.
-            serialise(conn, f"feedbot:poll:{self.source.id}")
             if page is not None:
+                # Two pollers of one source (a `feedbot poll` beside `feedbot run`) take
+                # turns here: the second sees the first one's statements, not a conflict.
+                # (An unchanged page only writes the source's state and the poll.)
+                serialise(conn, f"feedbot:poll:{self.source.id}")
                 outcome.changes = self.store.apply_page(page, started, conn)
                 if on_stored is not None:
                     on_stored(conn, outcome.changes)
-            self.store.save_source_state(
-                replace(
-                    state,
-                    etag=response.etag if page is not None else state.etag or response.etag,
-                    last_modified=response.last_modified
-                    if page is not None
-                    else state.last_modified or response.last_modified,
-                    consecutive_failures=0,
-                    last_success_at=max(started, stored_at),
-                    retry_after_until=None,
-                ),
-                conn,
+            if page is not None:
+                etag, last_modified = response.etag, response.last_modified
+            else:  # a 304 answers the validators sent: they stay (or the new ones)
+                etag, last_modified = etag or response.etag, last_modified or response.last_modified
+            self.store.record_success(
+                self.source_url, etag, last_modified, max(started, stored_at), conn
             )
-        changed = bool(
-            outcome.changes
-            and (outcome.changes.new or outcome.changes.edited or outcome.changes.new_counters)
-        )
-        if changed or self._published_day != london_today(started):
+            changes = outcome.changes
+            publishing |= bool(changes and (changes.new or changes.edited or changes.new_counters))
+            if not publishing:
+                # Nothing to publish (most polls): the poll's record joins the same
+                # transaction, one commit in all.
+                self._record(outcome, started, tick, conn)
+        self._validators = (etag, last_modified)
+        if publishing:
             outcome.feeds_written = self.publish(started)
-        self._record(outcome, started, tick)
+            self._record(outcome, started, tick)
         outcome.next_delay = next_delay(
             0, self.source.poll_seconds, self.source.backoff_max_seconds
         )
         return outcome
+
+    def _stored_validators(self) -> tuple[str | None, str | None]:
+        state = self.store.source_state(self.source_url)
+        return state.etag, state.last_modified
 
     def _check_titles(self, page: Page) -> None:
         """A page that retitles most known statements at once is held, not stored: one

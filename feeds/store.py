@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
@@ -160,21 +161,33 @@ class StatementKey(NamedTuple):
     version: tuple[object, ...]
 
 
+_READ_STATE = sa.select(source_state).where(source_state.c.url == sa.bindparam("state_url"))
+_SAVE_STATE = source_state.update().where(source_state.c.url == sa.bindparam("state_url"))
+
+
 class Store:
     """The source side's SQL. A store speaks for one source (``source``: its key, ""
     for the primary) or, read-only, for all of them (``None``: the combined feeds);
     ``view`` gives another source's store on the same engine."""
 
     def __init__(
-        self, database_url: str, engine: Engine | None = None, source: str | None = ""
+        self,
+        database_url: str,
+        engine: Engine | None = None,
+        source: str | None = "",
+        writing: threading.RLock | None = None,
     ) -> None:
         self.url = database_url
         self.engine = engine or create_engine(database_url)
         self.source = source
+        # One writing transaction at a time in this process, shared by every view:
+        # the sources' pollers queue here rather than in the database (SQLite lets
+        # one writer in and busy-waits the rest; each would hold a pooled connection).
+        self._writing = writing or threading.RLock()
 
     def view(self, source: str | None) -> Store:
         """The same database, speaking for another source (None: all of them)."""
-        return Store(self.url, self.engine, source)
+        return Store(self.url, self.engine, source, self._writing)
 
     def _mine(self, table: sa.Table) -> Any:
         """The rows of this store's source (every row for the all-sources view)."""
@@ -191,7 +204,8 @@ class Store:
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
+        """A writing transaction, committed at the end."""
+        with self._writing, self.engine.begin() as conn:
             yield conn
 
     def migrate(self) -> None:
@@ -605,10 +619,10 @@ class Store:
 
     # -- polls and source state ------------------------------------------
 
-    def source_state(self, url: str) -> SourceState:
+    def source_state(self, url: str, conn: Connection | None = None) -> SourceState:
         url = without_credentials(url)  # keyed without a fetch password
-        with self._conn() as c:
-            row = c.execute(sa.select(source_state).where(source_state.c.url == url)).first()
+        with self._conn(conn) as c:
+            row = c.execute(_READ_STATE, {"state_url": url}).first()
         if row is None:
             return SourceState(url=url)
         m = row._mapping
@@ -618,16 +632,40 @@ class Store:
         values = {k: getattr(state, k) for k in SourceState.__dataclass_fields__}
         values["url"] = without_credentials(state.url)
         with self._conn(conn) as c:
-            updated = c.execute(
-                source_state.update().where(source_state.c.url == values["url"]).values(**values)
-            )
+            # Prepared statements (values bound at execution): a poll that changed
+            # nothing is mostly these writes, and building a statement per call cost
+            # more than running it.
+            changed = {k: v for k, v in values.items() if k != "url"}
+            updated = c.execute(_SAVE_STATE, {**changed, "state_url": values["url"]})
             if updated.rowcount == 0:
-                c.execute(source_state.insert().values(**values))
+                c.execute(source_state.insert(), values)
+
+    def record_success(
+        self,
+        url: str,
+        etag: str | None,
+        last_modified: str | None,
+        at: dt.datetime,
+        conn: Connection | None = None,
+    ) -> None:
+        """The page was fetched and stored: its validators, and the failure count and
+        any Retry-After cleared, in one write (an unchanged poll is mostly this)."""
+        url = without_credentials(url)
+        values = {
+            "etag": etag,
+            "last_modified": last_modified,
+            "consecutive_failures": 0,
+            "last_success_at": at,
+            "retry_after_until": None,
+        }
+        with self._conn(conn) as c:
+            if c.execute(_SAVE_STATE, {**values, "state_url": url}).rowcount == 0:
+                c.execute(source_state.insert(), {"url": url, **values})
 
     def record_poll(self, record: PollRecord, conn: Connection | None = None) -> None:
         values = {k: getattr(record, k) for k in PollRecord.__dataclass_fields__}
         with self._conn(conn) as c:
-            c.execute(polls.insert().values(source=self._writer, **values))
+            c.execute(polls.insert(), {"source": self._writer, **values})
 
     def last_poll(self) -> PollRecord | None:
         polls_ = self.recent_polls(1)
