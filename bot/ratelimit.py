@@ -87,11 +87,18 @@ class DepartureWindow:
 
 
 class ChatPacer:
-    """Per-chat spacing: private chats 1 s apart, groups and channels 3 s."""
+    """Per-chat spacing: private chats 1 s apart, groups and channels 3 s.
+
+    Reserving a slot spaces the chat's messages as they queue; but a message leaves
+    later than its slot (it waits for the global pace too, and is claimed and
+    rendered first), so the spacing is held again at departure, from the chat's
+    last real departure: otherwise the next message, queued after this one left
+    late, could follow it within the second and draw a 429."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.next_slot: dict[int, float] = {}
+        self.departed: dict[int, float] = {}
 
     @staticmethod
     def interval(chat_id: int) -> float:
@@ -107,6 +114,21 @@ class ChatPacer:
         if len(self.next_slot) > 50_000:  # forget chats whose slot has long passed
             self.next_slot = {k: v for k, v in self.next_slot.items() if v > now}
         return slot - now
+
+    def hold(self, chat_id: int) -> float:
+        """Seconds until a message may leave for the chat, by its last departure."""
+        last = self.departed.get(chat_id)
+        return 0.0 if last is None else max(0.0, last + self.interval(chat_id) - self.clock())
+
+    def leave(self, chat_id: int) -> None:
+        """A message leaves for the chat now; the next one keeps its distance."""
+        now = self.clock()
+        self.departed[chat_id] = now
+        self.next_slot[chat_id] = max(
+            self.next_slot.get(chat_id, 0.0), now + self.interval(chat_id)
+        )
+        if len(self.departed) > 50_000:
+            self.departed = {k: v for k, v in self.departed.items() if v + self.interval(k) > now}
 
 
 class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
@@ -136,6 +158,20 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         while pacer.blocked_until > time.monotonic():
             await _sleep(pacer.reserve())
 
+    async def _depart(self, chat_id: int | None) -> None:
+        """Wait until the chat's spacing (by its last departure) and the window both
+        let one more message leave, then record it leaving; no await between the
+        checks and the record, so two messages cannot pass together."""
+        while True:
+            hold = self.chats.hold(chat_id) if chat_id is not None else 0.0
+            if hold <= 0:
+                hold = self.window.wait()  # records the departure when it answers 0
+                if hold <= 0:
+                    if chat_id is not None:
+                        self.chats.leave(chat_id)
+                    return
+            await asyncio.sleep(hold)
+
     async def initialize(self) -> None:
         pass
 
@@ -160,8 +196,7 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
             if limited and not (paced and attempt == 0):
                 await self.wait_turn(chat_id, reply=not paced)
             if limited:
-                while (hold := self.window.wait()) > 0:
-                    await asyncio.sleep(hold)
+                await self._depart(chat_id)
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:

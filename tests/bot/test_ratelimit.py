@@ -3,12 +3,15 @@ after a stall (requests whose start times passed while the loop was busy)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from itertools import pairwise
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.ratelimit import MARGIN, ChatPacer, DepartureWindow, Pacer
+from bot.ratelimit import MARGIN, PRIVATE_INTERVAL, ChatPacer, DepartureWindow, FloodLimiter, Pacer
 
 
 class Clock:
@@ -52,3 +55,26 @@ def test_no_window_ever_holds_more_than_the_limit(pauses: list[float]) -> None:
     for i, start in enumerate(departures):
         inside = [t for t in departures[i:] if t < start + 1 / MARGIN]
         assert len(inside) <= 30
+
+
+async def test_a_chat_hears_at_most_once_a_second_even_when_a_message_leaves_late() -> None:
+    """The sender takes a chat's turn, then claims and renders the message (and may
+    wait behind a broadcast) before it leaves: a message that left late must still
+    be followed no sooner than a second later, by when it really left."""
+    limiter = FloodLimiter()
+    departures: list[float] = []
+
+    async def send() -> bool:
+        departures.append(time.monotonic())
+        return True
+
+    async def deliver(late_by: float) -> None:
+        await limiter.wait_turn(42)  # the sender's turn, as Sender.deliver takes it
+        await asyncio.sleep(late_by)  # claimed, rendered, behind other chats
+        args: dict[str, Any] = {"chat_id": 42}
+        await limiter.process_request(send, (), {}, "sendMessage", args, {"paced": True})
+
+    for late_by in (0.9, 0.0, 0.0):  # one chat's messages go one after another
+        await deliver(late_by)
+    gaps = [b - a for a, b in pairwise(departures)]
+    assert min(gaps) >= PRIVATE_INTERVAL - 0.01, gaps
