@@ -18,7 +18,6 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -61,11 +60,31 @@ class Pacer:
         return slot - now
 
 
-class DepartureWindow:
-    """At most ``limit`` requests leave in any ``span`` seconds, by their real
-    departure times. Pacing hands out start times in advance; if the event loop
-    stalls (a garbage collection, a slow query), several requests whose times
-    passed during the stall would leave together — this holds them back."""
+class Flight:
+    """One request on its way: when it left, and when its answer came (None: not yet)."""
+
+    __slots__ = ("answered", "left")
+
+    def __init__(self, left: float) -> None:
+        self.left = left
+        self.answered: float | None = None
+
+
+class SendWindow:
+    """At most ``limit`` requests counted by Telegram in any ``span`` seconds.
+
+    Telegram counts a request when it handles it, somewhere between its leaving and
+    its answer coming back; a request delayed on its way (a busy event loop, the
+    network) can be handled next to a later one. So a request counts against the
+    window from its departure until ``span`` after its answer: a new one leaves only
+    while fewer than ``limit`` are on their way or were answered within ``span``.
+    Any ``span``-long stretch of Telegram's clock then holds at most ``limit``:
+    every request handled in it was answered after the stretch began, so each was
+    counted when the last of them left. Pacing hands out start times in advance;
+    if the event loop stalls, the requests whose times passed meanwhile are held
+    here too instead of leaving together."""
+
+    IN_FLIGHT_LOOK = 0.02  # seconds between looks while the window is all in flight
 
     def __init__(
         self, limit: int, span: float, clock: Callable[[], float] = time.monotonic
@@ -73,17 +92,27 @@ class DepartureWindow:
         self.limit = limit
         self.span = span
         self.clock = clock
-        self.departures: deque[float] = deque(maxlen=limit)
+        self.flights: list[Flight] = []
 
-    def wait(self) -> float:
-        """Seconds to wait before one more request may leave (0: go now, recorded)."""
-        now = self.clock()
-        if len(self.departures) == self.limit:
-            earliest = self.departures[0] + self.span
-            if earliest > now:
-                return earliest - now
-        self.departures.append(now)
-        return 0.0
+    def hold(self) -> float:
+        """Seconds to wait before one more request may leave (0: it may go now)."""
+        cutoff = self.clock() - self.span
+        self.flights = [f for f in self.flights if f.answered is None or f.answered > cutoff]
+        if len(self.flights) < self.limit:
+            return 0.0
+        answered = [f.answered for f in self.flights if f.answered is not None]
+        if not answered:
+            return self.IN_FLIGHT_LOOK
+        return min(answered) - cutoff
+
+    def leave(self) -> Flight:
+        """A request leaves now; ``landed`` it once its answer (any answer) is back."""
+        flight = Flight(self.clock())
+        self.flights.append(flight)
+        return flight
+
+    def landed(self, flight: Flight) -> None:
+        flight.answered = self.clock()
 
 
 class ChatPacer:
@@ -142,7 +171,7 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         # below still holds both together to Telegram's count.
         self.replies = Pacer(rate)
         # Telegram's own count (30, or 1,000) over a window stretched by the margin.
-        self.window = DepartureWindow(round(rate / MARGIN), 1.0 / MARGIN)
+        self.window = SendWindow(round(rate / MARGIN), 1.0 / MARGIN)
         self.chats = ChatPacer()
         self.max_retries = max_retries
         self.retries_after_429 = 0
@@ -158,18 +187,18 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         while pacer.blocked_until > time.monotonic():
             await _sleep(pacer.reserve())
 
-    async def _depart(self, chat_id: int | None) -> None:
-        """Wait until the chat's spacing (by its last departure) and the window both
-        let one more message leave, then record it leaving; no await between the
-        checks and the record, so two messages cannot pass together."""
+    async def _depart(self, chat_id: int | None) -> Flight:
+        """Wait until the chat's spacing (by its last departure) and the send window
+        both let one more message leave, then record it leaving; no await between
+        the checks and the record, so two messages cannot pass together."""
         while True:
             hold = self.chats.hold(chat_id) if chat_id is not None else 0.0
             if hold <= 0:
-                hold = self.window.wait()  # records the departure when it answers 0
+                hold = self.window.hold()
                 if hold <= 0:
                     if chat_id is not None:
                         self.chats.leave(chat_id)
-                    return
+                    return self.window.leave()
             await asyncio.sleep(hold)
 
     async def initialize(self) -> None:
@@ -195,10 +224,13 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         for attempt in range(self.max_retries + 1):
             if limited and not (paced and attempt == 0):
                 await self.wait_turn(chat_id, reply=not paced)
-            if limited:
-                await self._depart(chat_id)
+            flight = await self._depart(chat_id) if limited else None
             try:
-                return await callback(*args, **kwargs)
+                try:
+                    return await callback(*args, **kwargs)
+                finally:
+                    if flight is not None:  # answered, refused or failed: it landed
+                        self.window.landed(flight)
             except RetryAfter as exc:
                 wait = retry_seconds(exc)
                 if attempt >= self.max_retries:

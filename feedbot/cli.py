@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from feedbot.app import Context, open_context
+from feedbot.feed_check import AS_PAGE_HINT
 from feedbot.logs import configure_logging, redact, token_secrets
 from feedbot.poller import poll_and_queue
 from feedbot.settings import Settings, config_path, load_settings
@@ -24,11 +25,11 @@ from feedbot.source_table import print_sources, source_rows
 from feeds import render
 from feeds.clock import london_today, utcnow
 from feeds.config import SourceSettings
-from feeds.errors import ConfigError, FeedbotError, ParseError, SourceError
+from feeds.errors import ConfigError, FeedbotError, NotAFeed, SourceError
 from feeds.fetch_factory import make_fetcher
 from feeds.model import Page, page_json
 from feeds.parse import explain_page, parse_page
-from feeds.urls import masked
+from feeds.urls import masked, masked_in_text
 
 log = logging.getLogger("feedbot")
 
@@ -188,9 +189,13 @@ def cmd_counters(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_service(args: argparse.Namespace, ctx: Context) -> int:
+    from feedbot.feed_check import refuse_html_feeds
     from feedbot.service import ROLES, serve_forever
 
-    return serve_forever(ctx, ROLES[args.command])
+    role = ROLES[args.command]
+    if role.worker:  # the roles that poll check their feed sources first
+        refuse_html_feeds(list(ctx.pipelines.values()))
+    return serve_forever(ctx, role)
 
 
 def cmd_backfill(args: argparse.Namespace, ctx: Context) -> int:
@@ -325,13 +330,8 @@ def _check_source(fetcher: Any, source: SourceSettings, named: bool) -> None:
                 page = parse_page(
                     response.body, response.url, source.profile, response.content_type
                 )
-        except ParseError as exc:
-            if source.kind == "feed" and _answers_html(response.body, response.content_type):
-                raise ConfigError(
-                    f"{masked(source.url)} answers an HTML page, not a feed: "
-                    'is it the feed\'s address, or should the source be kind = "page"?'
-                ) from exc
-            raise
+        except NotAFeed as exc:
+            raise ConfigError(f"{masked_in_text(str(exc))} {AS_PAGE_HINT}") from exc
     except ConfigError as exc:
         raise ConfigError(f"{where}{exc}") from None
     except SourceError as exc:
@@ -349,16 +349,6 @@ def _check_source(fetcher: Any, source: SourceSettings, named: bool) -> None:
         f"profile {source.profile.name!r} finds {len(page.entries)} statements and "
         f"{len(page.counters)} counters"
     )
-
-
-def _answers_html(body: bytes, content_type: str | None) -> bool:
-    if content_type and content_type.split(";")[0].strip().lower() in (
-        "text/html",
-        "application/xhtml+xml",
-    ):
-        return True
-    start = body[:512].lstrip().lower()
-    return start.startswith((b"<!doctype html", b"<html"))
 
 
 def cmd_sources(args: argparse.Namespace, ctx: Context) -> int:

@@ -85,6 +85,11 @@ class ParseError(SourceError):
     kind = "parse"
 
 
+class NotAFeed(ParseError):
+    """A feed source's URL answers an HTML page: the wrong address, or a page source
+    configured as a feed. Refused when the service starts, not polled for ever."""
+
+
 class SuspiciousPage(ParseError):
     """A page that would rewrite most known titles at once (a bad byte decoded as
     another charset, a markup change): held, never stored, published or pushed."""

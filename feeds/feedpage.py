@@ -27,7 +27,7 @@ from lxml import etree
 
 from feeds.clock import LONDON
 from feeds.entries import make_entry, merge_duplicates
-from feeds.errors import ParseError
+from feeds.errors import NotAFeed, ParseError
 from feeds.layout import layout_lines
 from feeds.model import Entry, Page
 from feeds.parse import headline, looks_like_html
@@ -84,7 +84,7 @@ def _xml_feed(
     parsed = feedparser.parse(io.BytesIO(body), response_headers=headers)
     version = str(parsed.get("version") or "")
     if not version and _is_html(body, content_type):
-        raise ParseError(f"{base_url} answers an HTML page, not a feed: is the URL a feed's?")
+        raise NotAFeed(f"{base_url} answers an HTML page, not a feed: is the URL a feed's?")
     entries = [
         entry
         for item in parsed.entries

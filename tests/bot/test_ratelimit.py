@@ -8,10 +8,18 @@ import time
 from itertools import pairwise
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from bot.ratelimit import MARGIN, PRIVATE_INTERVAL, ChatPacer, DepartureWindow, FloodLimiter, Pacer
+from bot.ratelimit import (
+    MARGIN,
+    PRIVATE_INTERVAL,
+    ChatPacer,
+    Flight,
+    FloodLimiter,
+    Pacer,
+    SendWindow,
+)
 
 
 class Clock:
@@ -41,19 +49,44 @@ def test_chat_pacer_keeps_private_chats_a_second_apart_and_groups_three() -> Non
     assert chats.reserve(5) >= 1.0 and chats.reserve(-7) >= 3.0
 
 
-@given(st.lists(st.floats(0, 0.5), min_size=1, max_size=200))
-def test_no_window_ever_holds_more_than_the_limit(pauses: list[float]) -> None:
-    """Requests arriving after arbitrary stalls still leave at most 30 per window."""
+# Thirty leave at once and are slow on their way; the thirty-first is not.
+@example([(0.0, 0.3, 0.0)] * 30 + [(0.0, 0.0, 0.0)])
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 0.5), st.floats(0, 0.3), st.floats(0, 0.3)),
+        min_size=1,
+        max_size=200,
+    )
+)
+def test_telegram_never_handles_more_than_the_limit_in_a_second(
+    requests: list[tuple[float, float, float]],
+) -> None:
+    """Requests leave after arbitrary stalls, are handled after an arbitrary delay on
+    their way and answered after another: at most 30 are handled in any second."""
     clock = Clock()
-    window = DepartureWindow(30, 1 / MARGIN, clock)
-    departures = []
-    for pause in pauses:
+    window = SendWindow(30, 1 / MARGIN, clock)
+    on_their_way: list[tuple[float, Flight]] = []  # (answer time, flight)
+    handled = []
+
+    def answers_until(now: float) -> None:
+        for answer_at, flight in sorted(on_their_way, key=lambda a: a[0]):
+            if answer_at <= now and flight.answered is None:
+                clock.now, saved = answer_at, clock.now
+                window.landed(flight)
+                clock.now = saved
+
+    for pause, transit, answer in requests:
         clock.now += pause
-        while (hold := window.wait()) > 0:
+        answers_until(clock.now)
+        while (hold := window.hold()) > 0:
             clock.now += hold
-        departures.append(clock.now)
-    for i, start in enumerate(departures):
-        inside = [t for t in departures[i:] if t < start + 1 / MARGIN]
+            answers_until(clock.now)
+        flight = window.leave()
+        handled.append(clock.now + transit)
+        on_their_way.append((clock.now + transit + answer, flight))
+    handled.sort()
+    for i, start in enumerate(handled):
+        inside = [t for t in handled[i:] if t < start + 1.0]
         assert len(inside) <= 30
 
 

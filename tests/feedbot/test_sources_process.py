@@ -274,3 +274,42 @@ def test_check_config_refuses_a_feed_source_that_answers_html(
     assert main(["--config", str(path), "check-config", "--source", "news"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("feedbot: source 'news': ") and "HTML page, not a feed" in err
+
+
+@pytest.mark.parametrize("command", ["run", "worker"])
+def test_the_service_refuses_to_start_with_a_feed_source_that_answers_html(
+    make_config: Callable[..., Path],
+    source: FakeSource,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+) -> None:
+    path = with_sources(
+        make_config(source.url + "/"),
+        {"id": "news", "name": "News", "url": source.url + "/", "kind": "feed"},
+    )
+    assert main(["--config", str(path), command]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("feedbot: source 'news': ") and "HTML page, not a feed" in err[0]
+    assert 'kind = "page"' in err[0]
+
+
+def test_a_feed_source_that_is_down_at_start_up_does_not_stop_the_service(
+    make_config: Callable[..., Path],
+    source: FakeSource,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A passing outage is its polls' business: the start-up check only warns."""
+    from feedbot.feed_check import refuse_html_feeds
+
+    source.misbehave("/news.atom", "status", status=503, times=10)
+    path = with_sources(
+        make_config(source.url + "/"),
+        {"id": "news", "name": "News", "url": source.url + "/news.atom", "kind": "feed"},
+    )
+    ctx = open_context(load_settings(path, env={}))
+    try:
+        refuse_html_feeds(list(ctx.pipelines.values()))  # no ConfigError
+    finally:
+        ctx.close()
+    assert "source news not checked at start" in caplog.text

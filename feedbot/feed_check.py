@@ -1,0 +1,48 @@
+"""Before the service polls: every feed source (``kind = "feed"``) is fetched once,
+and one whose URL answers an HTML page is refused with one line naming the source.
+
+Only that mistake stops the start: a source that is down, slow or serving a broken
+feed right now is left to its polls (a failed poll and an alert for that source
+alone), since refusing to start over a passing outage would take every other source
+down with it.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from feeds.errors import ConfigError, NotAFeed, SourceError
+from feeds.pipeline import Pipeline
+from feeds.urls import masked_in_text
+
+log = logging.getLogger(__name__)
+
+AS_PAGE_HINT = 'Or should the source be kind = "page"?'
+CHECKS_AT_ONCE = 8
+
+
+def refuse_html_feeds(pipelines: list[Pipeline]) -> None:
+    """ConfigError for the first feed source (in configuration order) whose URL
+    answers an HTML page; every feed source is looked at, several at once."""
+    feeds = [p for p in pipelines if p.source.kind == "feed"]
+    if not feeds:
+        return
+    with ThreadPoolExecutor(min(CHECKS_AT_ONCE, len(feeds)), "feed-check") as pool:
+        problems = list(pool.map(_first_look, feeds))
+    for problem in problems:
+        if problem is not None:
+            raise ConfigError(problem)
+
+
+def _first_look(pipeline: Pipeline) -> str | None:
+    source = pipeline.source
+    try:
+        with pipeline.gate.turn(source.url, poll=True):
+            response = pipeline.fetcher.get(source.url, source_url=source.url)
+        pipeline.read(response.body, response.url, response.content_type)
+    except NotAFeed as exc:
+        return f"source {source.id!r}: {masked_in_text(str(exc))} {AS_PAGE_HINT}"
+    except SourceError as exc:
+        log.warning("source %s not checked at start (%s); its polls will tell", source.id, exc)
+    return None
