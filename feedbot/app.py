@@ -28,7 +28,7 @@ from feedbot.worker import Worker
 from feeds.clock import utcnow
 from feeds.errors import ConfigError, FeedbotError
 from feeds.fetch_factory import AnyFetcher, make_fetcher
-from feeds.pipeline import Pipeline, feed_context
+from feeds.pipeline import Pipeline, combined_builder, feed_context
 from feeds.politeness import HostGate, host_of
 from feeds.render import FeedContext
 from feeds.store import Store
@@ -142,6 +142,7 @@ def open_context(settings: Settings, migrate: bool = True) -> Context:
         made += more
         # One gate for every source: sources on one host take turns there, however many.
         gate = HostGate(spacing=config.fetch.article_delay)
+        combined = combined_builder(config, store)
         pipelines: dict[str, Pipeline] = {}
         for source in config.sources:
             own = http
@@ -151,7 +152,9 @@ def open_context(settings: Settings, migrate: bool = True) -> Context:
                 own = make_fetcher(config, stopping, source)
                 more.append(own)
                 made.append(own)
-            pipelines[source.id] = Pipeline(config, store, own, source=source, gate=gate)
+            pipelines[source.id] = Pipeline(
+                config, store, own, source=source, gate=gate, combined=combined
+            )
     except BaseException:
         for made_fetcher in made:
             made_fetcher.close()

@@ -131,7 +131,6 @@ class Poller:
         self.turns = turns or HostTurns()
         self.threads = threads
         self.listeners: list[PollListener] = []
-        self.last: PollOutcome | None = None
 
     @property
     def source_id(self) -> str:
@@ -193,7 +192,6 @@ class Poller:
             log.exception("poll of %s crashed; trying again after the usual interval", source.id)
             self._schedule(next_delay(1, source.poll_seconds, source.backoff_max_seconds))
             return None
-        self.last = outcome
         log.info("%s%s; next poll in %.0fs", self._named(), outcome.summary(), outcome.next_delay)
         self._schedule(outcome.next_delay)
         for listener in self.listeners:

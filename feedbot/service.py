@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import gc
 import logging
 import resource
@@ -26,6 +24,7 @@ import uvloop
 from aiohttp import web
 
 from feedbot.app import Context, build_web, build_worker
+from feedbot.memory import limit_malloc_arenas
 from feedbot.web import CURRENT_FEEDS, DatabaseFeeds
 
 log = logging.getLogger(__name__)
@@ -136,14 +135,6 @@ def fit_file_limit(max_connections: int, reserve: int = FILES_RESERVED) -> int:
         soft,
     )
     return cap
-
-
-def limit_malloc_arenas(arenas: int = 2) -> None:
-    """glibc gives every thread its own malloc arena; the few worker threads of a
-    long-running service then hold memory they no longer use. Two are plenty."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-8, arenas)  # M_ARENA_MAX
 
 
 def serve_forever(ctx: Context, role: Role) -> int:

@@ -30,6 +30,7 @@ from bot.sources import BotSources
 from bot.store import BotStore
 from bot.telegram import TelegramBot
 from feedbot.alerts import AlertWatch
+from feedbot.memory import return_freed_memory
 from feedbot.poller import HostTurns, Poller, SourceThreads
 from feedbot.settings import Settings
 from feeds.clock import utcnow
@@ -40,6 +41,7 @@ from feeds.store import Store
 log = logging.getLogger(__name__)
 LEASE = "worker"
 COUNTERS_CHECK_SECONDS = 30.0
+RETURN_MEMORY_SECONDS = 60.0  # how often freed memory is handed back, after feeds were rewritten
 BOT_RETRY_SECONDS = 2.0  # first wait after Telegram could not be reached at start; doubles
 BOT_RETRY_MAX_SECONDS = 300.0
 FULL_TEXT_IDLE_SECONDS = 30.0  # the full-text job looks again at least this often
@@ -123,6 +125,7 @@ class Worker:
         self.stopping = stopping
         # Each source's full-text job sleeps on its own event; its polls wake it.
         self._full_text_wake = {source_id: asyncio.Event() for source_id in self.pollers}
+        self._feeds_rewritten = False  # since freed memory was last returned
 
     def bot_state(self) -> str | None:
         """``connected``, ``connecting`` (Telegram not reached yet), or None without a bot."""
@@ -200,6 +203,15 @@ class Worker:
                 seconds=COUNTERS_CHECK_SECONDS,
                 next_run_time=utcnow(),
                 id="counters",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+            self.scheduler.add_job(
+                self.return_freed_memory,
+                "interval",
+                seconds=RETURN_MEMORY_SECONDS,
+                id="memory",
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=None,
@@ -322,6 +334,8 @@ class Worker:
             )
 
     async def _after_poll(self, source_id: str, outcome: PollOutcome) -> None:
+        if outcome.feeds_written:
+            self._feeds_rewritten = True
         news = bool(outcome.changes and (outcome.changes.new or outcome.changes.edited))
         if news:
             # The outbox was filled in the poll's own transaction: send before anything else.
@@ -333,6 +347,15 @@ class Worker:
             log.warning("operator alert: %s", text)
         if alerted and self.sender is not None:
             self.sender.wake()
+
+    async def return_freed_memory(self) -> bool:
+        """Once feeds were rewritten (rendering frees much of what it took), hand
+        the freed heap back to the system; True when it did."""
+        if not self._feeds_rewritten:
+            return False
+        self._feeds_rewritten = False
+        await asyncio.to_thread(return_freed_memory)
+        return True
 
     async def enqueue_daily_counters(self) -> int:
         """Queue today's counters for every chat whose time has come (once a day each)."""

@@ -186,6 +186,7 @@ class Pipeline:
         sleep: Callable[[float], None] = time.sleep,
         source: SourceSettings | None = None,
         gate: HostGate | None = None,
+        combined: FeedBuilder | None = None,
     ) -> None:
         self.config = config
         # The source this pipeline polls (the primary by default), and its rows.
@@ -195,8 +196,9 @@ class Pipeline:
         self.clock = clock
         self.sleep = sleep
         # The combined documents (top level: what `feedbot feed` prints) and this
-        # source's own (under <id>/); a publish after a poll rewrites both.
-        self.builder = combined_builder(config, store)
+        # source's own (under <id>/); a publish after a poll rewrites both. The
+        # sources of one process share the combined builder.
+        self.builder = combined or combined_builder(config, store)
         self.source_builder = source_builder(config, store, self.source)
         self._published_day: dt.date | None = None
         # The conditional-GET validators this pipeline stored last (read from the store

@@ -49,15 +49,39 @@ MANIFEST = ".manifest.json"
 # archive documents written by an older feedbot are written again once.
 RENDER_VERSION = 2
 _ARCHIVE_NAME = re.compile(r"^archive/statements-(\d+)\.atom$")
-# One set of documents (a folder's top level, or one source's folder) is published
-# by one thread at a time: pipelines of several sources all rewrite the combined set.
-_SET_LOCKS: dict[tuple[str, str], threading.Lock] = {}
-_SET_LOCKS_GUARD = threading.Lock()
 
 
-def _set_lock(folder: Path, prefix: str) -> threading.Lock:
-    with _SET_LOCKS_GUARD:
-        return _SET_LOCKS.setdefault((str(folder.resolve()), prefix), threading.Lock())
+class _SetTurns:
+    """One set of documents (a folder's top level, or one source's folder) is
+    published by one thread at a time: pipelines of several sources all rewrite the
+    combined set. Asks that arrive while a publish runs share the next one: it reads
+    the store after every one of them was committed, so it covers them all (a first
+    start of 200 sources would otherwise render the combined set 200 times)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.guard = threading.Lock()
+        self.asked = 0  # asks so far
+        self.covered = 0  # asks the last finished publish covered
+
+    def ask(self) -> int:
+        with self.guard:
+            self.asked += 1
+            return self.asked
+
+    def begin(self) -> int:
+        """(holding ``lock``) The asks the publish starting now covers."""
+        with self.guard:
+            return self.asked
+
+
+_SETS: dict[tuple[str, str], _SetTurns] = {}
+_SETS_GUARD = threading.Lock()
+
+
+def _set_turns(folder: Path, prefix: str) -> _SetTurns:
+    with _SETS_GUARD:
+        return _SETS.setdefault((str(folder.resolve()), prefix), _SetTurns())
 
 
 @dataclass(frozen=True)
@@ -125,6 +149,9 @@ class FeedBuilder:
         self.labels = labels
         self.counters = counters
         self.counter_sources = counter_sources
+        # The counters document, kept while its counters and day are unchanged: the
+        # combined one of many sources is the largest document to render.
+        self._counters_doc: tuple[dt.date, list[StoredCounter], bytes] | None = None
 
     def feed_url(self, name: str) -> str:
         """The public address of ``name`` (relative to this set's folder)."""
@@ -194,16 +221,20 @@ class FeedBuilder:
             ),
         ]
         if self.counters:
-            counters_body = render.counters_atom(
-                self._counters(),
-                self.ctx,
-                self.path("counters.atom"),
-                today,
-                self.counter_days,
-                self.labels,
-            )
+            counters_body = self._counters_body(today)
             documents.append(Document(f"{p}counters.atom", counters_body, render.day_start(today)))
         return documents
+
+    def _counters_body(self, today: dt.date) -> bytes:
+        shown = self._counters()
+        kept = self._counters_doc
+        if kept is not None and kept[0] == today and kept[1] == shown:
+            return kept[2]
+        body = render.counters_atom(
+            shown, self.ctx, self.path("counters.atom"), today, self.counter_days, self.labels
+        )
+        self._counters_doc = (today, shown, body)
+        return body
 
     def archive_links(self, page: int, pages: int) -> ArchiveLinks:
         """RFC 5005: prev/next-archive only between archives, ``current`` to the
@@ -279,9 +310,17 @@ def etag_of(body: bytes) -> str:
 
 def publish(folder: Path, builder: FeedBuilder, today: dt.date) -> list[str]:
     """Write every changed document of the builder's set to the folder and the
-    database; returns the names (under the folder) that changed in either."""
-    with _set_lock(folder, builder.prefix):
-        return _publish(folder, builder, today)
+    database; returns the names (under the folder) that changed in either (none
+    when a publish that began after this call was made has already written them)."""
+    turns = _set_turns(folder, builder.prefix)
+    mine = turns.ask()
+    with turns.lock:
+        if turns.covered >= mine:
+            return []
+        covering = turns.begin()
+        written = _publish(folder, builder, today)
+        turns.covered = covering
+        return written
 
 
 def _publish(folder: Path, builder: FeedBuilder, today: dt.date) -> list[str]:
