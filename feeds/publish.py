@@ -48,6 +48,9 @@ MANIFEST = ".manifest.json"
 # Part of every archive fingerprint: bump it when what render writes changes, so
 # archive documents written by an older feedbot are written again once.
 RENDER_VERSION = 2
+# The most entries the combined counters document of several sources holds (whole
+# days, at least today's): one entry a day per counter adds up over many sources.
+COMBINED_COUNTER_ENTRIES = 500
 _ARCHIVE_NAME = re.compile(r"^archive/statements-(\d+)\.atom$")
 
 
@@ -225,13 +228,26 @@ class FeedBuilder:
             documents.append(Document(f"{p}counters.atom", counters_body, render.day_start(today)))
         return documents
 
+    def _counter_days(self, shown: list[StoredCounter]) -> int:
+        """Days the counters document covers: ``counter_days``; for the combined one
+        of several sources, whole days up to COMBINED_COUNTER_ENTRIES entries (today
+        always), so that many sources' counters make no document of megabytes."""
+        if self.labels is None or not shown:
+            return self.counter_days
+        return max(1, min(self.counter_days, COMBINED_COUNTER_ENTRIES // len(shown)))
+
     def _counters_body(self, today: dt.date) -> bytes:
         shown = self._counters()
         kept = self._counters_doc
         if kept is not None and kept[0] == today and kept[1] == shown:
             return kept[2]
         body = render.counters_atom(
-            shown, self.ctx, self.path("counters.atom"), today, self.counter_days, self.labels
+            shown,
+            self.ctx,
+            self.path("counters.atom"),
+            today,
+            self._counter_days(shown),
+            self.labels,
         )
         self._counters_doc = (today, shown, body)
         return body

@@ -294,6 +294,34 @@ def test_sources_publishing_at_once_leave_complete_combined_feeds(
         assert stored is not None and stored[0] == (sites.folder / name).read_bytes(), name
 
 
+def test_a_poll_returns_with_its_statements_already_in_the_combined_feeds(
+    make_sites: SitesFactory,
+) -> None:
+    """Sources publishing together share one rewrite of the combined documents (a
+    publish asked for while another runs waits for the next one), yet none returns
+    before its own statements are in them."""
+    sites = make_sites()
+    seen: dict[str, set[str]] = {}
+    errors: list[BaseException] = []
+
+    def poll(sid: str) -> None:
+        try:
+            sites.poll(sid)
+            doc = feedparser.parse((sites.folder / "statements.atom").read_bytes())
+            seen[sid] = {e.id for e in doc.entries}
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=poll, args=(sid,)) for sid in sites.pipelines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    for sid in sites.pipelines:
+        assert sites.ids_of(sid) <= seen[sid], sid
+
+
 # --- one source: today's bytes --------------------------------------------------------
 
 T0 = dt.datetime(2020, 7, 6, 9, tzinfo=dt.UTC)
@@ -415,3 +443,28 @@ def test_any_source_name_gives_documents_that_name_each_entrys_source(
 
 def links(doc: Any) -> dict[str, str]:
     return {link.rel: link.href for link in doc.feed.links}
+
+
+def test_many_sources_counters_make_a_combined_document_of_whole_recent_days(
+    make_sites: SitesFactory,
+) -> None:
+    """Each counter adds an entry a day: the combined counters document of several
+    sources keeps whole days, newest first, up to 500 entries, and always today's;
+    each source's own document keeps every counter for ``counter_days`` days."""
+    sites = make_sites()
+    today = dt.date(2020, 7, 6)
+    many = [Counter(100 + n, f"event {n}", None, dt.date(2020, 1, 1)) for n in range(120)]
+    for key in ("", sites.config.source_by_id("mirror").key):
+        page = Page(as_of=today, counters=many, entries=[single_entry(1)])
+        sites.store.view(key).apply_page(page, T0)
+    combined = sites.pipelines["mirror"].builder
+    own = sites.pipelines["mirror"].source_builder
+    docs = {d.name: d.body for d in [*combined.current(today), *own.current(today)]}
+
+    entries = feedparser.parse(docs["counters.atom"]).entries
+    days = [e.id.rsplit("/", 1)[1] for e in entries]
+    assert len(entries) <= 500
+    assert days[:240] == ["2020-07-06"] * 240  # both sources' counters, today first
+    assert len(entries) % 240 == 0  # whole days only
+    own_entries = feedparser.parse(docs["mirror/counters.atom"]).entries
+    assert len(own_entries) == 120 * sites.config.publish.counter_days
