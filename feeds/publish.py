@@ -152,8 +152,8 @@ class FeedBuilder:
         self.labels = labels
         self.counters = counters
         self.counter_sources = counter_sources
-        # The counters document, kept while its counters and day are unchanged: the
-        # combined one of many sources is the largest document to render.
+        # The combined counters document, kept while its counters and day are
+        # unchanged: every source's publish would render it again.
         self._counters_doc: tuple[dt.date, list[StoredCounter], bytes] | None = None
 
     def feed_url(self, name: str) -> str:
@@ -249,7 +249,11 @@ class FeedBuilder:
             self._counter_days(shown),
             self.labels,
         )
-        self._counters_doc = (today, shown, body)
+        if self.labels is not None:
+            # Kept for the combined set only: every source's publish rewrites it, while
+            # a source's own is rendered when that source changed (and 200 kept bodies
+            # would cost more memory than their renders cost time).
+            self._counters_doc = (today, shown, body)
         return body
 
     def archive_links(self, page: int, pages: int) -> ArchiveLinks:
