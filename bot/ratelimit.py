@@ -133,9 +133,6 @@ class ChatPacer:
     def interval(chat_id: int) -> float:
         return PRIVATE_INTERVAL if chat_id > 0 else GROUP_INTERVAL
 
-    def ready_in(self, chat_id: int) -> float:
-        return max(0.0, self.next_slot.get(chat_id, 0.0) - self.clock())
-
     def reserve(self, chat_id: int) -> float:
         now = self.clock()
         slot = max(now, self.next_slot.get(chat_id, 0.0))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
@@ -175,19 +174,14 @@ class Store:
         database_url: str,
         engine: Engine | None = None,
         source: str | None = "",
-        writing: threading.RLock | None = None,
     ) -> None:
         self.url = database_url
         self.engine = engine or create_engine(database_url)
         self.source = source
-        # One writing transaction at a time in this process, shared by every view:
-        # the sources' pollers queue here rather than in the database (SQLite lets
-        # one writer in and busy-waits the rest; each would hold a pooled connection).
-        self._writing = writing or threading.RLock()
 
     def view(self, source: str | None) -> Store:
         """The same database, speaking for another source (None: all of them)."""
-        return Store(self.url, self.engine, source, self._writing)
+        return Store(self.url, self.engine, source)
 
     def _mine(self, table: sa.Table) -> Any:
         """The rows of this store's source (every row for the all-sources view)."""
@@ -205,7 +199,7 @@ class Store:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A writing transaction, committed at the end."""
-        with self._writing, self.engine.begin() as conn:
+        with self.engine.begin() as conn:
             yield conn
 
     def migrate(self) -> None:
