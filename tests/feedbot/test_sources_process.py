@@ -87,6 +87,10 @@ class Service:
     def stored(self, source_id: str) -> int:
         return self.ctx.pipelines[source_id].store.count_statements()
 
+    async def filled(self) -> None:
+        """Until every source (each the fixture site) has stored its first fill."""
+        await self.until(lambda: all(self.stored(s) == FIRST_FILL for s in self.ctx.pipelines))
+
 
 @contextlib.asynccontextmanager
 async def service(path: Path, tg: FakeTelegram) -> AsyncIterator[Service]:
@@ -121,7 +125,7 @@ async def test_each_source_polls_on_its_own_schedule(
         config(make_config, source), page_source("b", other.url + "/", poll_seconds=60)
     )
     async with service(path, tg) as run:
-        await run.until(lambda: run.stored("embassy-uk") == FIRST_FILL and run.stored("b") == 11)
+        await run.filled()
         started = fetches(source, "/")[0]
         await asyncio.sleep(3.2)
     # The first source every second; the second once, its next poll a minute away.
@@ -136,7 +140,7 @@ async def test_a_hanging_source_never_delays_another(
         config(make_config, source), page_source("b", other.url + "/", poll_seconds=1)
     )
     async with service(path, tg) as run:
-        await run.until(lambda: run.stored("embassy-uk") == FIRST_FILL and run.stored("b") == 11)
+        await run.filled()
         other.misbehave("/", "slow", seconds=30)
         before = other.count("/")
         await run.until(lambda: other.count("/") > before)  # its poll hangs from here
@@ -155,7 +159,7 @@ async def test_a_failing_source_backs_off_alone_and_its_alert_names_it(
         config(make_config, source), page_source("b", other.url + "/", poll_seconds=1)
     )
     async with service(path, tg) as run:
-        await run.until(lambda: run.stored("embassy-uk") == FIRST_FILL and run.stored("b") == 11)
+        await run.filled()
         other.misbehave("/", "status", status=503)
         await run.until(lambda: any("Source B" in m["text"] for m in tg.sent(ADMIN)), 8)
         failing_since = fetches(other, "/")[-1]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -37,6 +38,7 @@ class Seen:
     validators: list[str | None] = field(default_factory=list)
 
 
+@contextmanager
 def serve(seen: Seen, set_cookie: str | None = None, cookie_at: int = 1) -> Iterator[str]:
     """A server answering every GET with PAGE (ETag "v1"), or 304 to a request that
     sends that ETag back; with ``set_cookie``, answer number ``cookie_at`` sets it."""
@@ -90,7 +92,7 @@ def test_polls_go_through_the_proxy_the_environment_names(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seen = Seen()
-    for proxy in serve(seen):
+    with serve(seen) as proxy:
         monkeypatch.setenv("HTTP_PROXY", proxy)
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
@@ -109,7 +111,7 @@ def test_polls_go_through_the_proxy_the_environment_names(
 
 def test_hosts_in_no_proxy_are_fetched_directly(monkeypatch: pytest.MonkeyPatch) -> None:
     seen = Seen()
-    for proxy in serve(seen):
+    with serve(seen) as proxy:
         monkeypatch.setenv("HTTP_PROXY", proxy)
         monkeypatch.setenv("NO_PROXY", "127.0.0.3")
         with FakeSource(DEFAULT_ROOT, host="127.0.0.3") as source:
@@ -129,7 +131,7 @@ def test_a_cookie_the_source_sets_goes_back_with_every_later_poll(fetcher: Fetch
     """Set on an unchanged poll's answer (a CDN's), after that poll was first asked:
     the polls after it carry the cookie all the same."""
     seen = Seen()
-    for base in serve(seen, set_cookie="edge=abc123; Path=/", cookie_at=3):
+    with serve(seen, set_cookie="edge=abc123; Path=/", cookie_at=3) as base:
         url = base + "/home/"
         first = fetcher.get(url, source_url=url)
         answers = [fetcher.get(url, first.etag, source_url=url) for _ in range(4)]
@@ -141,7 +143,7 @@ def test_each_poll_sends_the_validators_it_is_given(fetcher: Fetcher) -> None:
     """A request prepared once is sent again only while it asks the same thing: new
     validators (the page changed) go out as given."""
     seen = Seen()
-    for base in serve(seen):
+    with serve(seen) as base:
         url = base + "/home/"
         fetcher.get(url, '"v0"', source_url=url)
         fetcher.get(url, '"v0"', source_url=url)
