@@ -18,12 +18,13 @@ def next_delay(
     retry_after: float | None = None,
     rng: random.Random | None = None,
 ) -> float:
-    rng = rng or random.Random()
+    # (a new Random() per call would seed itself from the OS every time)
+    uniform = rng.uniform if rng is not None else random.uniform
     if failures <= 0:
-        delay = base * rng.uniform(0.9, 1.1)
+        delay = base * uniform(0.9, 1.1)
     else:
         ceiling = min(cap, base * 2.0 ** min(failures, 32))
-        delay = max(base, ceiling / 2 + rng.uniform(0, ceiling / 2))
+        delay = max(base, ceiling / 2 + uniform(0, ceiling / 2))
     if retry_after is not None:
         delay = max(delay, min(retry_after, cap))
     return min(delay, max(cap, base * 1.1))

@@ -165,6 +165,7 @@ class _Watchdog:
         self._cond = threading.Condition()
         self._guards: set[_Guard] = set()
         self._thread: threading.Thread | None = None  # the one watching; None once closed
+        self._wakes_at: float | None = None  # when the watching thread looks next; None: idle
 
     def begin(self, seconds: float, cancel: threading.Event | None) -> _Guard:
         guard = _Guard(seconds, cancel)
@@ -175,7 +176,10 @@ class _Watchdog:
                     target=self._run, name="fetch-watchdog", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            # Wake the watcher only when it would look too late for this fetch: waking
+            # it for every fetch cost two thread switches per poll.
+            if self._wakes_at is None or self._wakes_at > _look_at(guard, time.monotonic()):
+                self._cond.notify()
         return guard
 
     def end(self, guard: _Guard) -> None:
@@ -194,6 +198,7 @@ class _Watchdog:
     def close(self) -> None:
         with self._cond:
             thread, self._thread = self._thread, None
+            self._wakes_at = None
             self._cond.notify()
         if thread is not None:
             thread.join()
@@ -210,10 +215,9 @@ class _Watchdog:
                     elif now >= guard.ends:
                         self._fire(guard, "deadline")
                     else:
-                        left = guard.ends - now
-                        if guard.cancel is not None:  # an Event cannot wake us: look often
-                            left = min(left, CANCEL_CHECK)
+                        left = _look_at(guard, now) - now
                         wait = left if wait is None else min(wait, left)
+                self._wakes_at = None if wait is None else now + wait
                 self._cond.wait(wait)
 
     def _fire(self, guard: _Guard, reason: str) -> None:
@@ -221,6 +225,12 @@ class _Watchdog:
         self._guards.discard(guard)
         if guard.conn is not None and not guard.over:
             _shut(guard.conn)
+
+
+def _look_at(guard: _Guard, now: float) -> float:
+    """When the watchdog must next look at ``guard``: at its deadline, or within a
+    tenth of a second when it has a stop event (an Event cannot wake the watcher)."""
+    return guard.ends if guard.cancel is None else min(guard.ends, now + CANCEL_CHECK)
 
 
 def _shut(conn: urllib3.connection.HTTPConnection) -> None:

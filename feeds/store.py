@@ -7,8 +7,10 @@ brings any older database up to date.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
@@ -174,14 +176,22 @@ class Store:
         database_url: str,
         engine: Engine | None = None,
         source: str | None = "",
+        writing: AbstractContextManager[object] | None = None,
     ) -> None:
         self.url = database_url
         self.engine = engine or create_engine(database_url)
         self.source = source
+        # SQLite lets one writer in at a time and busy-waits the others, each holding
+        # a pooled connection (more than the pool keeps: opened and closed again). So
+        # this process's writing transactions queue here, shared by every view.
+        # PostgreSQL's writers run side by side.
+        self._writing = writing or (
+            threading.RLock() if self.engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
 
     def view(self, source: str | None) -> Store:
         """The same database, speaking for another source (None: all of them)."""
-        return Store(self.url, self.engine, source)
+        return Store(self.url, self.engine, source, self._writing)
 
     def _mine(self, table: sa.Table) -> Any:
         """The rows of this store's source (every row for the all-sources view)."""
@@ -199,7 +209,7 @@ class Store:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A writing transaction, committed at the end."""
-        with self.engine.begin() as conn:
+        with self._writing, self.engine.begin() as conn:
             yield conn
 
     def migrate(self) -> None:

@@ -220,6 +220,26 @@ def test_a_stop_given_to_one_fetch_ends_it(
     assert elapsed < 0.3 + 1.0
 
 
+def test_a_stop_ends_a_fetch_begun_while_another_hangs(
+    make_fetcher: Callable[..., Fetcher], source: FakeSource
+) -> None:
+    # The watchdog sleeps until the hanging fetch's deadline; the second fetch's stop
+    # must still be seen within a tenth of a second, not at that deadline.
+    fetcher = make_fetcher(read_timeout=20.0, deadline=3.0, retries=0)
+    source.misbehave("/", "slow", seconds=30)
+    source.misbehave("/fnapr/6940", "slow", seconds=30)
+    hanging = threading.Thread(
+        target=fails, args=(SourceTimeout, lambda: fetcher.get(source.url + "/"))
+    )
+    hanging.start()
+    while source.count("/") == 0:
+        time.sleep(0.01)
+    stop = cancel_after(0.3)
+    _, elapsed = fails(FetchCancelled, lambda: fetcher.get(source.url + "/fnapr/6940", cancel=stop))
+    assert elapsed < 0.3 + 1.0
+    hanging.join()
+
+
 def test_after_a_stop_nothing_more_is_fetched(
     make_fetcher: Callable[..., Fetcher], source: FakeSource
 ) -> None:
