@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -317,3 +318,26 @@ def test_a_feed_source_that_is_down_at_start_up_does_not_stop_the_service(
     finally:
         ctx.close()
     assert "source news not checked at start" in caplog.text
+
+
+def test_a_feed_source_that_hangs_at_start_up_holds_the_start_only_briefly(
+    make_config: Callable[..., Path],
+    source: FakeSource,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The check gives a feed a few seconds, not the fetch's whole deadline."""
+    from feedbot.feed_check import refuse_html_feeds
+
+    source.misbehave("/news.atom", "slow", seconds=30)
+    path = with_sources(
+        make_config(source.url + "/", fetch={"deadline": 20.0, "read_timeout": 20.0}),
+        {"id": "news", "name": "News", "url": source.url + "/news.atom", "kind": "feed"},
+    )
+    ctx = open_context(load_settings(path, env={}))
+    started = time.monotonic()
+    try:
+        refuse_html_feeds(list(ctx.pipelines.values()), seconds=0.5)  # no ConfigError
+    finally:
+        ctx.close()
+    assert time.monotonic() - started < 0.5 + 1.0
+    assert "source news not checked at start (no answer within 0.5s)" in caplog.text
