@@ -464,21 +464,38 @@ class Handlers:
         counts = self.deps.bot_store.subscriber_counts()
         total = counts.pop("total")
         outbox = self.deps.bot_store.outbox_counts()
-        last = self.deps.store.last_poll()
-        state = self.deps.store.source_state(self.deps.source_url)
-        return _(texts.STATS).format(
-            total=total,
-            by_type=", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or _(texts.STATS_NONE),
-            outbox=", ".join(f"{k} {v}" for k, v in sorted(outbox.items())) or _(texts.STATS_EMPTY),
-            statements=self.deps.store.view(None).count_statements(),  # every source's
-            last_poll=html.escape(
-                f"{last.finished_at:%Y-%m-%d %H:%M} UTC, {last.result}"
-                + (f" ({masked_in_text(last.error)})" if last.error else "")
+        common = {
+            "total": total,
+            "by_type": ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+            or _(texts.STATS_NONE),
+            "outbox": ", ".join(f"{k} {v}" for k, v in sorted(outbox.items()))
+            or _(texts.STATS_EMPTY),
+            "statements": self.deps.store.view(None).count_statements(),  # every source's
+        }
+        if not self.sources.several:
+            last_poll, failures = self._poll_state(self.deps.store, self.deps.source_url, _)
+            return _(texts.STATS).format(**common, last_poll=last_poll, failures=failures)
+        lines = []
+        for source in self.sources.all:
+            last_poll, failures = self._poll_state(self.deps.store.view(source.key), source.url, _)
+            lines.append(
+                _(texts.STATS_SOURCE).format(
+                    name=html.escape(source.name), last_poll=last_poll, failures=failures
+                )
             )
-            if last
-            else _(texts.STATS_NO_POLL),
-            failures=state.consecutive_failures,
-        )
+        return _(texts.STATS_SOURCES).format(**common, sources="\n".join(lines))
+
+    @staticmethod
+    def _poll_state(store: Store, url: str, _: Callable[[str], str]) -> tuple[str, int]:
+        """A source's last poll, as the operator reads it, and its failures in a row."""
+        last = store.last_poll()
+        failures = store.source_state(url).consecutive_failures
+        if last is None:
+            return _(texts.STATS_NO_POLL), failures
+        text = f"{last.finished_at:%Y-%m-%d %H:%M} UTC, {last.result}"
+        if last.error:
+            text += f" ({masked_in_text(last.error)})"
+        return html.escape(text), failures
 
     async def unknown(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         metrics.COMMANDS.labels("unknown").inc()

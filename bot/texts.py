@@ -143,6 +143,15 @@ STATS = N_(
     "Last poll: {last_poll}\n"
     "Polls failed in a row: {failures}"
 )
+STATS_SOURCES = N_(
+    "<b>feedbot</b>\n"
+    "Subscribers: {total} ({by_type})\n"
+    "Outbox: {outbox}\n"
+    "Statements stored: {statements}\n"
+    "Sources:\n"
+    "{sources}"
+)
+STATS_SOURCE = N_("• {name}: last poll {last_poll}; failed in a row: {failures}")
 STATS_NONE = N_("none")
 STATS_EMPTY = N_("empty")
 STATS_NO_POLL = N_("none yet")

@@ -44,6 +44,7 @@ EMBASSY = "Embassy in London"
 MINISTRY = "Foreign Ministry"
 AGENCY = "News Agency"
 CHATS = itertools.count(2000)  # a chat of its own for each hypothesis example
+ADMIN = 900  # the operators' chat
 
 
 def more_sources(source: FakeSource, agency: dict[str, Any] | None = None) -> str:
@@ -126,7 +127,7 @@ async def start_bot(config: Path, source: FakeSource, tg: FakeTelegram) -> Bot:
     ctx = open_context(settings)
     sources = settings.feeds.sources
     deps = BotDeps(
-        ctx.store, ctx.bot_store, "http://feeds.test", source.url + "/", (), sources=sources
+        ctx.store, ctx.bot_store, "http://feeds.test", source.url + "/", (ADMIN,), sources=sources
     )
     telegram = TelegramBot(settings.telegram, deps)
     sender = Sender(
@@ -276,6 +277,19 @@ async def test_latest_counters_and_feed_read_the_chats_sources(bot: Bot) -> None
     await asyncio.sleep(1.1)
     counters = await bot.command(701, "/counters")
     assert counters.index(f"<i>{EMBASSY}</i>") < counters.index(f"<i>{MINISTRY}</i>")
+
+
+async def test_stats_tell_the_operators_each_sources_last_poll(bot: Bot) -> None:
+    bot.source.misbehave("/ministry/", "status", status=503, times=5)
+    outcome = await asyncio.to_thread(bot.pipelines["ministry"].poll)
+    assert outcome.result == "failed"
+    stats = await bot.command(ADMIN, "/stats")
+    lines = {line.split(":")[0]: line for line in stats.splitlines() if line.startswith("• ")}
+    assert set(lines) == {f"• {EMBASSY}", f"• {MINISTRY}", f"• {AGENCY}"}
+    assert "UTC, ok" in lines[f"• {EMBASSY}"] and lines[f"• {EMBASSY}"].endswith("in a row: 0")
+    assert "UTC, failed (" in lines[f"• {MINISTRY}"] and "HTTP 503" in lines[f"• {MINISTRY}"]
+    assert lines[f"• {MINISTRY}"].endswith("failed in a row: 1")
+    assert "Statements stored: 33" in stats  # every source's
 
 
 async def test_daily_counters_go_to_followers_of_sources_with_counters(
