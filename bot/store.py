@@ -291,6 +291,14 @@ class BotStore:
             rows = c.execute(sa.select(follows.c.source).where(follows.c.chat_id == chat_id))
             return {r[0] for r in rows}
 
+    def all_follows(self) -> dict[int, set[str]]:
+        """Every chat's followed source keys, in one query (for listings)."""
+        found: dict[int, set[str]] = {}
+        with self._conn() as c:
+            for chat_id, source in c.execute(sa.select(follows.c.chat_id, follows.c.source)):
+                found.setdefault(chat_id, set()).add(source)
+        return found
+
     def set_following(self, chat_id: int, source: str, on: bool) -> bool:
         """Follow (or leave) one source; False if the chat already did (or did not)."""
         with self._conn() as c:

@@ -261,7 +261,9 @@ def cmd_backfill(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_subscribers(args: argparse.Namespace, ctx: Context) -> int:
     subs = ctx.bot_store.subscribers(active_only=not args.all)
-    rows = [
+    sources = ctx.settings.feeds.sources
+    follows = ctx.bot_store.all_follows()
+    rows: list[dict[str, Any]] = [
         {
             "chat_id": s.chat_id,
             "type": s.chat_type,
@@ -271,6 +273,8 @@ def cmd_subscribers(args: argparse.Namespace, ctx: Context) -> int:
             "counters": s.counters_time if s.counters_enabled else "off",
             "language": s.language,
             "origin": s.origin,
+            # The ids of the sources the chat follows, in the settings' order.
+            "sources": [src.id for src in sources if src.key in follows.get(s.chat_id, set())],
         }
         for s in subs
     ]
@@ -279,17 +283,19 @@ def cmd_subscribers(args: argparse.Namespace, ctx: Context) -> int:
 
         writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["chat_id"])
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({**r, "sources": " ".join(r["sources"])} for r in rows)
         return 0
     counts = ctx.bot_store.subscriber_counts()
     if args.json:
         _print_json({"count": counts, "subscribers": rows})
         return 0
+    several = len(sources) > 1
     for r in rows:
         state = "" if r["active"] else "  (unsubscribed)"
+        following = f"  follows {','.join(r['sources']) or '-'}" if several else ""
         print(
             f"{r['chat_id']:>16}  {r['type']:<10}  {r['subscribed_at']}  "
-            f"counters {r['counters']:<5}  {r['title'] or ''}{state}"
+            f"counters {r['counters']:<5}  {r['title'] or ''}{state}{following}"
         )
     by_type = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k != "total")
     print(f"{counts['total']} subscribed" + (f" ({by_type})" if by_type else ""))

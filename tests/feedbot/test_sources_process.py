@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -341,3 +342,31 @@ def test_a_feed_source_that_hangs_at_start_up_holds_the_start_only_briefly(
         ctx.close()
     assert time.monotonic() - started < 0.5 + 1.0
     assert "source news not checked at start (no answer within 0.5s)" in caplog.text
+
+
+def test_subscribers_lists_the_sources_each_chat_follows(
+    make_config: Callable[..., Path], source: FakeSource, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = with_sources(make_config(source.url + "/"), page_source("b", source.url + "/b/"))
+    ctx = open_context(load_settings(path, env={}))
+    keys = {s.id: s.key for s in ctx.settings.feeds.sources}
+    now = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
+    ctx.bot_store.subscribe(11, "private", now, title="Ann", follow=[keys["embassy-uk"]])
+    ctx.bot_store.subscribe(12, "private", now, title="Bob", follow=list(keys.values()))
+    ctx.bot_store.subscribe(13, "private", now, title="Cy", follow=[keys["b"]])
+    ctx.bot_store.set_following(13, keys["b"], False)  # follows nothing now
+    ctx.close()
+
+    assert main(["--config", str(path), "subscribers"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[:-1]}
+    assert lines["11"].endswith("Ann  follows embassy-uk")
+    assert lines["12"].endswith("Bob  follows embassy-uk,b")
+    assert lines["13"].endswith("Cy  follows -")
+
+    assert main(["--config", str(path), "--json", "subscribers"]) == 0
+    rows = json.loads(capsys.readouterr().out)["subscribers"]
+    assert {r["chat_id"]: r["sources"] for r in rows} == {
+        11: ["embassy-uk"],
+        12: ["embassy-uk", "b"],
+        13: [],
+    }
