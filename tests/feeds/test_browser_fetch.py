@@ -207,7 +207,8 @@ def test_a_page_that_hangs_fails_at_the_deadline(site: FakeSource, hang: str) ->
         started = time.monotonic()
         with pytest.raises(SourceTimeout, match="within 2s"):
             f.get(site.url + "/")
-        assert time.monotonic() - started < deadline + 2
+        # Slack for Chromium's start, slower on a busy machine (tests run two at a time).
+        assert time.monotonic() - started < deadline + 4
     finally:
         f.close()
 
