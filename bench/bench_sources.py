@@ -5,7 +5,9 @@ per source, HostTurns, the sources' own thread pool, one shared HostGate):
 
 * the CPU the feedbot process spends on the round (target ≤ 0.3 s for 200);
 * how much more memory (RSS) 200 sources hold than one (target ≤ 20 MB);
-* the most requests any one host had in flight at once (target 1).
+* the most requests any one host had in flight at once (target 1);
+* a floor for the CPU figure, in the same run: the same conditional GETs one
+  after another from a bare requests.Session, nothing stored or scheduled.
 
 The process is set up as ``serve_forever`` sets up the service: two malloc arenas,
 the start-up objects frozen out of the garbage collector, uvloop; the scheduler
@@ -35,6 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import requests
 import uvloop
 
 from bench.common import FIXTURES, PROFILE, toml_text
@@ -133,10 +136,32 @@ def measure(sources: int, hosts: int, per_host: int, out: Connection) -> None:
             results = [o.result if o else "crashed" for o in outcomes]
             return statistics.median(cpus), statistics.median(walls), results
 
+        def floor() -> float:
+            """The same conditional GETs (all 304), one after another from one
+            requests.Session that skips the environment, nothing else: about the least
+            a round can cost with requests, measured in this run (the machine's speed
+            moves both figures alike)."""
+            asks = [
+                (p.source_url, {"If-None-Match": p.store.source_state(p.source_url).etag or ""})
+                for p in ctx.pipelines.values()
+            ]
+            with requests.Session() as session:
+                session.trust_env = False  # no look at proxies or .netrc per request
+                for url, headers in asks:  # warm: connections open
+                    session.get(url, headers=headers)
+                spent = []
+                for _ in range(ROUNDS):
+                    cpu = time.process_time()
+                    for url, headers in asks:
+                        assert session.get(url, headers=headers).status_code == 304
+                    spent.append(time.process_time() - cpu)
+            return statistics.median(spent)
+
         # The service's event loop (uvloop), as serve_forever runs it.
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             cpu, wall, results = runner.run(rounds())
         rss = rss_mb()
+        baseline = floor()
         ctx.close()
     parent.send("report")
     in_flight = parent.recv()
@@ -145,6 +170,7 @@ def measure(sources: int, hosts: int, per_host: int, out: Connection) -> None:
     out.send(
         {
             "cpu": cpu,
+            "floor": baseline,
             "wall": wall,
             "rss": rss,
             "max_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -180,6 +206,12 @@ def main() -> int:
             many["cpu"] <= CPU_TARGET,
         ),
         ("CPU per poll", f"{many['cpu'] / args.sources * 1000:.2f} ms", "-", None),
+        (
+            "floor: the same GETs, one by one",
+            f"{many['floor']:.3f} s",
+            f"ratio {many['cpu'] / many['floor']:.2f}",
+            None,
+        ),
         ("wall time of a round", f"{many['wall']:.2f} s", "-", None),
         ("RSS, 1 source", f"{one['rss']:.1f} MB", "-", None),
         (f"RSS, {args.sources} sources", f"{many['rss']:.1f} MB", "-", None),
