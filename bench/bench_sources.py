@@ -7,7 +7,8 @@ per source, HostTurns, the sources' own thread pool, one shared HostGate):
 * how much more memory (RSS) 200 sources hold than one (target ≤ 20 MB);
 * the most requests any one host had in flight at once (target 1);
 * a floor for the CPU figure, in the same run: the same conditional GETs one
-  after another from a bare requests.Session, nothing stored or scheduled.
+  after another from a bare requests.Session, nothing stored or scheduled (and
+  through urllib3 alone, for comparison).
 
 The process is set up as ``serve_forever`` sets up the service: two malloc arenas,
 the start-up objects frozen out of the garbage collector, uvloop; the scheduler
@@ -38,6 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import requests
+import urllib3
 import uvloop
 
 from bench.common import FIXTURES, PROFILE, toml_text
@@ -136,6 +138,25 @@ def measure(sources: int, hosts: int, per_host: int, out: Connection) -> None:
             results = [o.result if o else "crashed" for o in outcomes]
             return statistics.median(cpus), statistics.median(walls), results
 
+        def floor_urllib3() -> float:
+            """The same GETs through urllib3 alone (what requests is built on): how
+            much of the floor is requests' own."""
+            asks = [
+                (p.source_url, {"If-None-Match": p.store.source_state(p.source_url).etag or ""})
+                for p in ctx.pipelines.values()
+            ]
+            pools = urllib3.PoolManager(num_pools=len(urls))
+            for url, headers in asks:  # warm: connections open
+                pools.request("GET", url, headers=headers)
+            spent = []
+            for _ in range(ROUNDS):
+                cpu = time.process_time()
+                for url, headers in asks:
+                    assert pools.request("GET", url, headers=headers).status == 304
+                spent.append(time.process_time() - cpu)
+            pools.clear()
+            return statistics.median(spent)
+
         def floor() -> float:
             """The same conditional GETs (all 304), one after another from one
             requests.Session that skips the environment, nothing else: about the least
@@ -161,7 +182,7 @@ def measure(sources: int, hosts: int, per_host: int, out: Connection) -> None:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             cpu, wall, results = runner.run(rounds())
         rss = rss_mb()
-        baseline = floor()
+        baseline, bare = floor(), floor_urllib3()
         ctx.close()
     parent.send("report")
     in_flight = parent.recv()
@@ -171,6 +192,7 @@ def measure(sources: int, hosts: int, per_host: int, out: Connection) -> None:
         {
             "cpu": cpu,
             "floor": baseline,
+            "floor_urllib3": bare,
             "wall": wall,
             "rss": rss,
             "max_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -212,6 +234,7 @@ def main() -> int:
             f"ratio {many['cpu'] / many['floor']:.2f}",
             None,
         ),
+        ("  the same through urllib3 alone", f"{many['floor_urllib3']:.3f} s", "-", None),
         ("wall time of a round", f"{many['wall']:.2f} s", "-", None),
         ("RSS, 1 source", f"{one['rss']:.1f} MB", "-", None),
         (f"RSS, {args.sources} sources", f"{many['rss']:.1f} MB", "-", None),
