@@ -7,12 +7,11 @@ brings any older database up to date.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -186,7 +185,7 @@ class Store:
         # this process's writing transactions queue here, shared by every view.
         # PostgreSQL's writers run side by side.
         self._writing = writing or (
-            threading.RLock() if self.engine.dialect.name == "sqlite" else contextlib.nullcontext()
+            threading.RLock() if self.engine.dialect.name == "sqlite" else nullcontext()
         )
 
     def view(self, source: str | None) -> Store:
