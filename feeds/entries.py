@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import urldefrag
 
 from feeds.ids import statement_id
@@ -52,18 +52,27 @@ def counter_texts(lines: Iterable[str], profile: SourceProfile) -> list[str]:
     (a wide gap inside one counter's words must not cut it short). An element
     with fewer than two such parts is one text, as it always was."""
     lines = list(lines)
-    parts: list[str] = []
-    for part in (p for line in lines for p in _GAP.split(line)):
-        part = clean(part)
-        if not part:
-            continue
-        if part[0].isdigit() and parse_counter(part, profile, None) is not None:
-            parts.append(part)
-        elif parts:
-            parts[-1] += " " + part
+    pieces = [c for c in (clean(p) for line in lines for p in _GAP.split(line)) if c]
+    parts = group_counters(
+        pieces, lambda part: part[0].isdigit() and parse_counter(part, profile, None) is not None
+    )
     if len(parts) >= 2:
         return parts
     return [clean(" ".join(lines))]
+
+
+def group_counters(pieces: Iterable[str], starts_counter: Callable[[str], bool]) -> list[str]:
+    """Pieces of text laid out in columns or apart, grouped into counters: a piece
+    that starts a counter begins a new one, any other continues the one before (a
+    wide gap inside one counter's words must not cut it short); pieces before the
+    first counter are dropped."""
+    counters: list[str] = []
+    for piece in pieces:
+        if starts_counter(piece):
+            counters.append(piece)
+        elif counters:
+            counters[-1] += " " + piece
+    return counters
 
 
 def parse_counter(text: str, profile: SourceProfile, as_of: dt.date | None) -> Counter | None:

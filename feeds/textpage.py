@@ -25,7 +25,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from feeds.entries import make_entry, merge_duplicates, parse_counter, parse_date, with_text
+from feeds.entries import (
+    group_counters,
+    make_entry,
+    merge_duplicates,
+    parse_counter,
+    parse_date,
+    with_text,
+)
 from feeds.model import Counter, Entry, Page
 from feeds.profile import SourceProfile
 from feeds.text import clean, clean_paragraphs
@@ -90,12 +97,12 @@ def _counter_texts(line: _Line, profile: SourceProfile) -> list[str]:
     # A capture may lay several counters out on one line, in columns. A column
     # that does not start a counter continues the one before it: a wide gap
     # inside one counter's words must not cut it short.
-    parts: list[str] = []
-    for column in line.cols.split("\t"):
-        if profile.counter_pattern.search(column) and parse_counter(column, profile, None):
-            parts.append(column)
-        elif parts:
-            parts[-1] += " " + column
+    parts = group_counters(
+        line.cols.split("\t"),
+        lambda column: bool(
+            profile.counter_pattern.search(column) and parse_counter(column, profile, None)
+        ),
+    )
     if len(parts) >= 2:
         return parts
     whole = profile.counter_pattern.search(line.text)

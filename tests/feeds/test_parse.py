@@ -372,6 +372,20 @@ def test_two_counters_in_one_element_read_back_as_two(
     ]
 
 
+@given(st.integers(0, 36500), PHRASE, PHRASE, st.integers(0, 36500), PHRASE, GAP, GAP)
+def test_a_wide_gap_inside_the_first_of_two_counters_does_not_cut_it(
+    days: int, subject: str, tail: str, days2: int, subject2: str, inside: str, between: str
+) -> None:
+    """The words after a gap inside the first counter stay the first counter's."""
+    first = f"{days} days have passed since {subject}{inside}{tail}"
+    second = f"{days2} days have passed since {subject2}"
+    page = parse_page(_counters_page(first + between + second), BASE, PROFILE)
+    assert [(c.days, c.subject) for c in page.counters] == [
+        (days, f"{subject} {tail}"),
+        (days2, subject2),
+    ]
+
+
 @given(st.integers(0, 36500), PHRASE, PHRASE, GAP, GAP)
 def test_a_wide_gap_inside_one_counter_does_not_cut_it(
     days: int, subject: str, note: str, gap: str, other: str
