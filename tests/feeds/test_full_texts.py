@@ -213,10 +213,12 @@ def test_statement_pages_are_spaced_and_one_at_a_time(
         assert pipeline.fetch_full_texts(3) == 3
         # As the site saw them: the poll, then each statement page 0.2 s after the
         # end of the request before it (whatever the poll's storing took meanwhile).
+        # The site notes a request's end once it has written the answer, which can be
+        # a little after the fetcher read it (a busy machine: 1.5 ms seen): 20 ms slack.
         spans = sorted(source.spans, key=lambda s: s.start)[-4:]
         assert spans[0].path == "/"
         for before, after in pairwise(spans):
-            assert after.start - before.end >= 0.2, (before, after)
+            assert after.start - before.end >= 0.2 - 0.02, (before, after)
 
 
 def test_full_text_state_survives_a_restart(
