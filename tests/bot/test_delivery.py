@@ -47,6 +47,7 @@ from tests.support.harness import (
     utcnow,
     with_new_statement,
 )
+from tests.support.processes import in_flight_at_stop
 
 HOME = (FIXTURES / "site" / "index.html").read_text("utf-8")
 
@@ -414,7 +415,7 @@ def assert_token_not_logged(token: str, *proc: Proc) -> None:
 
 
 @pytest.mark.slow
-def test_kill_9_mid_broadcast_loses_nothing_and_repeats_at_most_one(
+def test_kill_9_mid_broadcast_loses_nothing_and_repeats_only_what_was_in_flight(
     make_config: ConfigFactory,
     database_url: str,
     source: FakeSource,
@@ -449,14 +450,21 @@ def test_kill_9_mid_broadcast_loses_nothing_and_repeats_at_most_one(
 
         got = received(tg, "Broadcast")
         assert set(got) == set(chats)
+        # Up to 32 messages go out side by side: each one in flight at the kill may go
+        # out once more (the second process says how many it found), nothing else.
         duplicates = sum(n - 1 for n in got.values())
-        assert duplicates <= 1, f"{duplicates} duplicates: {[c for c, n in got.items() if n > 1]}"
+        in_flight = in_flight_at_stop(second.stderr())
+        assert max(got.values()) <= 2
+        assert duplicates <= in_flight, (
+            f"{duplicates} duplicates, {in_flight} in flight: "
+            f"{[c for c, n in got.items() if n > 1]}"
+        )
         assert bot_store.outbox_counts() == {"sent": len(chats)}
         # The lease named a dead process of this host: taken at once, not after expiry.
         assert took_over_at < lease[1]
         assert "standing by" not in second.stderr()
-        # Whether a message was in flight at the kill is chance (a message is marked
-        # in flight only just before it leaves); its recovery is tested in-process.
+        # How many were in flight at the kill is chance (a message is marked in flight
+        # only just before it leaves); their recovery is tested in-process.
         assert_token_not_logged(tg.token, first, second)
     finally:
         store.close()

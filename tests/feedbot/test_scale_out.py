@@ -22,7 +22,7 @@ from feeds.store import Store
 from tests.conftest import FIXTURES, ConfigFactory
 from tests.support.fake_source import FakeSource
 from tests.support.fake_telegram import FakeTelegram
-from tests.support.processes import Feedbot, free_port, wait_until
+from tests.support.processes import Feedbot, free_port, in_flight_at_stop, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -115,8 +115,14 @@ def test_two_workers_and_a_web_instance(
         )
         got = received(tg, "Scale-out statement")
         assert set(got) == set(CHATS)
+        # Messages sent side by side: those in flight at the kill may go out once more
+        # (the stand-by says how many it found), nothing else.
         duplicates = sum(n - 1 for n in got.values())
-        assert duplicates <= 1, f"{duplicates} duplicates after kill -9 at {killed_at}"
+        in_flight = in_flight_at_stop(second.log())
+        assert max(got.values()) <= 2
+        assert duplicates <= in_flight, (
+            f"{duplicates} duplicates after kill -9 at {killed_at}; {in_flight} in flight"
+        )
 
         # Daily counters: one message a day per chat, whichever worker sends it.
         wait_until(

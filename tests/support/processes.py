@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -35,6 +36,15 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.05)
     return time.monotonic() - start
+
+
+IN_FLIGHT_WARNING = re.compile(r"(\d+) messages were in flight when feedbot last stopped")
+
+
+def in_flight_at_stop(log: str) -> int:
+    """How many messages a process found in flight, left by the one before it (its
+    recovery warning): each of them, and nothing else, may reach its chat twice."""
+    return sum(int(n) for n in IN_FLIGHT_WARNING.findall(log))
 
 
 class Feedbot:
