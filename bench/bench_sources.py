@@ -32,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -138,51 +139,41 @@ def measure(sources: int, hosts: int, per_host: int, out: Connection) -> None:
             results = [o.result if o else "crashed" for o in outcomes]
             return statistics.median(cpus), statistics.median(walls), results
 
-        def floor_urllib3() -> float:
-            """The same GETs through urllib3 alone (what requests is built on): how
-            much of the floor is requests' own."""
+        def floors() -> tuple[float, float]:
+            """The same conditional GETs (all 304), one after another, nothing stored
+            or scheduled: from one requests.Session that skips the environment (about
+            the least a round can cost with requests), and through urllib3 alone (what
+            requests is built on). Measured in this run: the machine's speed moves
+            these and the round alike."""
             asks = [
                 (p.source_url, {"If-None-Match": p.store.source_state(p.source_url).etag or ""})
                 for p in ctx.pipelines.values()
             ]
-            pools = urllib3.PoolManager(num_pools=len(urls))
-            for url, headers in asks:  # warm: connections open
-                pools.request("GET", url, headers=headers)
-            spent = []
-            for _ in range(ROUNDS):
-                cpu = time.process_time()
-                for url, headers in asks:
-                    assert pools.request("GET", url, headers=headers).status == 304
-                spent.append(time.process_time() - cpu)
-            pools.clear()
-            return statistics.median(spent)
 
-        def floor() -> float:
-            """The same conditional GETs (all 304), one after another from one
-            requests.Session that skips the environment, nothing else: about the least
-            a round can cost with requests, measured in this run (the machine's speed
-            moves both figures alike)."""
-            asks = [
-                (p.source_url, {"If-None-Match": p.store.source_state(p.source_url).etag or ""})
-                for p in ctx.pipelines.values()
-            ]
-            with requests.Session() as session:
-                session.trust_env = False  # no look at proxies or .netrc per request
+            def cpu_of(get: Callable[[str, dict[str, str]], int]) -> float:
                 for url, headers in asks:  # warm: connections open
-                    session.get(url, headers=headers)
+                    get(url, headers)
                 spent = []
                 for _ in range(ROUNDS):
                     cpu = time.process_time()
                     for url, headers in asks:
-                        assert session.get(url, headers=headers).status_code == 304
+                        assert get(url, headers) == 304
                     spent.append(time.process_time() - cpu)
-            return statistics.median(spent)
+                return statistics.median(spent)
+
+            with requests.Session() as session:
+                session.trust_env = False  # no look at proxies or .netrc per request
+                with_requests = cpu_of(lambda u, h: session.get(u, headers=h).status_code)
+            pools = urllib3.PoolManager(num_pools=len(urls))
+            with_urllib3 = cpu_of(lambda u, h: pools.request("GET", u, headers=h).status)
+            pools.clear()
+            return with_requests, with_urllib3
 
         # The service's event loop (uvloop), as serve_forever runs it.
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             cpu, wall, results = runner.run(rounds())
         rss = rss_mb()
-        baseline, bare = floor(), floor_urllib3()
+        baseline, bare = floors()
         ctx.close()
     parent.send("report")
     in_flight = parent.recv()
