@@ -197,6 +197,11 @@ class Poller:
         for listener in self.listeners:
             try:
                 await listener(outcome)
+            except asyncio.CancelledError:
+                # Stopping while a listener (alerts, deliveries) still ran: the poll's
+                # results are stored, and the next start picks up what is queued.
+                log.info("poll listeners stopped: the service is shutting down")
+                return outcome
             except Exception:
                 log.exception("a poll listener failed")
         return outcome

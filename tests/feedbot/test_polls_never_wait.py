@@ -4,13 +4,16 @@ it, whatever its statement page does: answers, hangs, fails or is refused."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from feedbot.poller import Poller
 from feeds.clock import utcnow
 from tests.support.fake_source import FakeSource
-from tests.support.harness import Running, with_new_statement
+from tests.support.harness import Harness, Running, with_new_statement
 
 NEW = 7001
 FIRST_FILL_PAGES = [f"/fnapr/{n}" for n in range(6931, 6942)]
@@ -68,3 +71,28 @@ async def test_healthz_last_success_is_the_page_stored_not_the_full_texts(
     assert state.consecutive_failures == 0
     counts = running.ctx.store.full_text_counts(5)
     assert counts["pending"] + counts["failing"] >= 1  # the hanging pages wait, visibly
+
+
+async def test_stopping_while_a_poll_listener_runs_is_no_crash(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The service may stop (a rejected bot token, SIGTERM) while a poll's alerts
+    still run: the operator sees a calm line, not a traceback of a 'crash'."""
+    ctx = harness.ctx
+    scheduler = AsyncIOScheduler()
+    poller = Poller(ctx.pipeline, ctx.bot_store, False, scheduler)
+    listening = asyncio.Event()
+
+    async def slow_listener(outcome: object) -> None:
+        listening.set()
+        await asyncio.sleep(60)
+
+    poller.listeners.append(slow_listener)
+    with caplog.at_level(logging.INFO):
+        poll = asyncio.create_task(poller.poll_once())
+        await asyncio.wait_for(listening.wait(), 10)
+        poll.cancel()
+        outcome = await asyncio.wait_for(poll, 5)
+    assert outcome is not None  # the poll itself was done and stored
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "shutting down" in caplog.text
