@@ -32,7 +32,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -73,6 +73,7 @@ ACCEPTED_TYPES = (
     "application/json",
 )
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CANCEL_CHECK = 0.1  # seconds between the watchdog's looks at the cancel event
 DEFAULT_PORTS = {"http": 80, "https": 443}
 HOST_POOLS = 256  # hosts whose connections are kept for reuse
@@ -307,7 +308,13 @@ class _EnvironmentOnce(requests.Session):
         # The lookups below replace requests' own, which run when this is True.
         self.trust_env = False
         self._found: dict[tuple[str, str, int | None], _Environment] = {}
-        self._prepared: dict[tuple[str, tuple[tuple[str, str], ...]], requests.PreparedRequest] = {}
+        self._prepared: dict[tuple[str, tuple[tuple[str, str], ...]], _Prepared] = {}
+        self._adapters = {}
+        for scheme in ("http", "https"):
+            # One pool per host kept open across polls: requests' default of 10 pools
+            # would reconnect every poll once more than ten hosts are polled.
+            adapter = self._adapters[scheme] = _WatchedAdapter(pool_connections=HOST_POOLS)
+            self.mount(f"{scheme}://", adapter)
 
     def _environment(self, url: str) -> _Environment:
         parts = urlsplit(url)
@@ -337,22 +344,61 @@ class _EnvironmentOnce(requests.Session):
             verify = env.ca_bundle
         return dict(super().merge_environment_settings(url, proxies, stream, verify, cert))
 
-    def get_again(self, url: str, headers: dict[str, str], **kwargs: Any) -> requests.Response:
-        """``get(url, headers=headers, stream=True, **kwargs)``, preparing a request
-        once and sending it again while nothing it carries can change (no cookies
-        in the jar): a poll asks the same page with the same validators time after
-        time, and preparing it anew was a tenth of an unchanged poll's CPU."""
-        if self.cookies:
-            return self.get(url, headers=headers, stream=True, **kwargs)
+    def get_again(
+        self, url: str, headers: dict[str, str], timeout: tuple[float, float]
+    ) -> urllib3.BaseHTTPResponse:
+        """GET ``url`` (no redirect followed, the body not read yet): urllib3's response.
+
+        The request is prepared once and sent again while nothing it carries can
+        change: a poll asks the same page with the same validators time after time,
+        and preparing it anew was a tenth of an unchanged poll's CPU. While requests
+        adds nothing to it (no cookie in the jar, no proxy, no credentials) it goes
+        straight to the adapter's connection pool: requests' own send and response
+        were a third of an unchanged poll's fetch."""
+        env = self._environment(url)
+        parts = urlsplit(url)
+        adapter = self._adapters.get(parts.scheme)
+        if (
+            adapter is None
+            or self.cookies
+            or self.auth
+            or env.proxies
+            or env.netrc
+            or "@" in parts.netloc
+        ):
+            response = self.get(
+                url, headers=headers, stream=True, timeout=timeout, allow_redirects=False
+            )
+            raw: urllib3.BaseHTTPResponse = response.raw
+            return raw
         key = (url, tuple(headers.items()))
-        prepared = self._prepared.get(key)
-        if prepared is None:
+        ready = self._prepared.get(key)
+        if ready is None:
             if len(self._prepared) >= self.MAX_ORIGINS:
                 self._prepared.clear()
             prepared = self.prepare_request(requests.Request("GET", url, headers=headers))
-            self._prepared[key] = prepared
-        settings = self.merge_environment_settings(prepared.url, {}, True, None, None)
-        return self.send(prepared.copy(), **kwargs, **settings)
+            verify = self.verify if self.verify is not None else True
+            if verify is True and env.ca_bundle:
+                verify = env.ca_bundle
+            host, tls = adapter.build_connection_pool_key_attributes(prepared, verify, None)
+            ready = self._prepared[key] = _Prepared(prepared, host, tls)
+        prepared = ready.request
+        # The pool is looked up each time: the pool manager may have let it go.
+        pool = adapter.poolmanager.connection_from_host(**ready.host, pool_kwargs=ready.tls)
+        raw = pool.urlopen(
+            "GET",
+            prepared.path_url,
+            headers=prepared.headers,
+            redirect=False,
+            assert_same_host=False,
+            preload_content=False,
+            decode_content=False,
+            retries=adapter.max_retries,
+            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+        )
+        if "Set-Cookie" in raw.headers:  # a CDN's clearance: later requests carry it
+            requests.cookies.extract_cookies_to_jar(self.cookies, prepared, raw)  # type: ignore[no-untyped-call]
+        return raw
 
     def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
         if not request.auth and not self.auth:
@@ -360,6 +406,15 @@ class _EnvironmentOnce(requests.Session):
             if not (user or password):  # credentials in the URL win over .netrc
                 request.auth = self._environment(request.url).netrc
         return super().prepare_request(request)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A GET ready to send again: the request, and the key of its connection pool."""
+
+    request: requests.PreparedRequest
+    host: Any  # scheme, host, port (the stubs name a private type)
+    tls: Any  # certificate checks
 
 
 @dataclass(frozen=True)
@@ -396,10 +451,6 @@ class Fetcher:
             "application/feed+json,text/plain;q=0.8,application/xml;q=0.8"
         )
         self.session.max_redirects = settings.max_redirects
-        for prefix in ("http://", "https://"):
-            # One pool per host kept open across polls: requests' default of 10 pools
-            # would reconnect every poll once more than ten hosts are polled.
-            self.session.mount(prefix, _WatchedAdapter(pool_connections=HOST_POOLS))
         self._sleep = sleep
         self._resolve = resolve or self._resolve_host
         self._watchdog = _Watchdog()
@@ -540,18 +591,18 @@ class Fetcher:
                 response = self.session.get_again(
                     url,
                     headers,
-                    timeout=(min(s.connect_timeout, remaining), min(s.read_timeout, remaining)),
-                    allow_redirects=False,
+                    (min(s.connect_timeout, remaining), min(s.read_timeout, remaining)),
                 )
-            except requests.Timeout as exc:
-                _check(url, guard)
-                raise SourceTimeout(f"{url}: timed out ({type(exc).__name__})") from None
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                 _check(url, guard)  # the watchdog's shutdown looks like a dropped connection
+                if (waiting := _timeout(exc)) is not None:
+                    raise SourceTimeout(f"{url}: timed out {waiting}") from None
                 raise SourceUnreachable(f"{url}: {_short(exc)}") from None
-            with response:
-                if response.is_redirect:
-                    target = urljoin(url, response.headers.get("Location", ""))
+            # After a whole body the connection is back in its pool already (urllib3
+            # hands it back at the end); one left half read is closed.
+            with contextlib.closing(response):
+                if response.status in REDIRECT_STATUSES and "Location" in response.headers:
+                    target = urljoin(url, response.headers["Location"])
                     if target in seen:
                         raise TooManyRedirects(f"{url}: redirect loop back to {target}")
                     url = target
@@ -559,9 +610,9 @@ class Fetcher:
                 return self._read(url, response, guard)
         raise TooManyRedirects(f"{url}: more than {s.max_redirects} redirects")
 
-    def _read(self, url: str, response: requests.Response, guard: _Guard) -> Response:
+    def _read(self, url: str, response: urllib3.BaseHTTPResponse, guard: _Guard) -> Response:
         s = self.settings
-        status = response.status_code
+        status = response.status
         if status >= 400:
             raise SourceHTTPError(
                 f"{url}: HTTP {status} {response.reason or ''}".strip(),
@@ -584,7 +635,7 @@ class Fetcher:
             # read1() returns what has arrived and inflates gzip/deflate in bounded
             # steps: the cap below is checked on decompressed bytes before more is
             # inflated.
-            while chunk := response.raw.read1(CHUNK, decode_content=True):
+            while chunk := response.read1(CHUNK, decode_content=True):
                 body += chunk
                 if len(body) > s.max_bytes:
                     raise SourceTooLarge(f"{url}: body over the limit of {s.max_bytes:,} bytes")
@@ -616,21 +667,43 @@ def _check(url: str, guard: _Guard) -> None:
         raise SourceTimeout(f"{url}: no complete answer within {guard.seconds:g}s")
 
 
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps, outermost first (urllib3 wraps a cause in ``reason``)."""
+    cause: BaseException | None = exc
+    for _ in range(10):
+        if cause is None:
+            return
+        yield cause
+        inner = getattr(cause, "reason", None) or cause.__cause__ or cause.__context__
+        cause = inner if isinstance(inner, BaseException) else None
+
+
+def _timeout(exc: BaseException) -> str | None:
+    """Which wait ran out, "connecting" or "reading", if ``exc`` is a timeout, through
+    a proxy too. (urllib3 counts a refused connection as a kind of connect timeout,
+    which is no timeout.)"""
+    for cause in _causes(exc):
+        if isinstance(cause, urllib3.exceptions.NewConnectionError):
+            return None
+        if isinstance(cause, (requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)):
+            return "connecting"
+        if isinstance(cause, (requests.Timeout, TimeoutError, urllib3.exceptions.TimeoutError)):
+            return "reading"
+    return None
+
+
 def _short(exc: BaseException) -> str:
     """What went wrong, in words an operator reads at a glance: the innermost cause
     (a name that does not resolve, a refused connection) rather than urllib3's
     "Max retries exceeded" wrapper around it."""
-    cause: BaseException = exc
-    for _ in range(10):
+    innermost = exc
+    for cause in _causes(exc):
         if isinstance(cause, urllib3.exceptions.NameResolutionError):
             return f"cannot resolve {cause.conn.host}"
         if isinstance(cause, ConnectionRefusedError):
             return "connection refused"
-        inner = getattr(cause, "reason", None) or cause.__cause__ or cause.__context__
-        if not isinstance(inner, BaseException):
-            break
-        cause = inner
-    if "Connection refused" in str(cause):
+        innermost = cause
+    if "Connection refused" in str(innermost):
         return "connection refused"
-    text = f"{type(cause).__name__}: {cause}"
+    text = f"{type(innermost).__name__}: {innermost}"
     return text if len(text) <= 200 else text[:197] + "..."

@@ -5,11 +5,13 @@ and the cookies a source (or the CDN in front of it) sets, still hold on every p
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,6 +38,8 @@ class Seen:
     targets: list[str] = field(default_factory=list)
     cookies: list[str | None] = field(default_factory=list)
     validators: list[str | None] = field(default_factory=list)
+    auth: list[str | None] = field(default_factory=list)
+    peers: list[int] = field(default_factory=list)  # the client's port: its connection
 
 
 @contextmanager
@@ -53,6 +57,8 @@ def serve(seen: Seen, set_cookie: str | None = None, cookie_at: int = 1) -> Iter
             seen.targets.append(self.path)
             seen.cookies.append(self.headers.get("Cookie"))
             seen.validators.append(self.headers.get("If-None-Match"))
+            seen.auth.append(self.headers.get("Authorization"))
+            seen.peers.append(self.client_address[1])
             cookie = set_cookie if len(seen.targets) == cookie_at else None
             if self.headers.get("If-None-Match") == '"v1"':
                 self.send_response(304)
@@ -150,3 +156,39 @@ def test_each_poll_sends_the_validators_it_is_given(fetcher: Fetcher) -> None:
         fetcher.get(url, '"v1"', source_url=url)
         fetcher.get(url, source_url=url)
     assert seen.validators == ['"v0"', '"v0"', '"v1"', None]
+
+
+def test_unchanged_polls_share_one_kept_alive_connection(fetcher: Fetcher) -> None:
+    seen = Seen()
+    with serve(seen) as base:
+        url = base + "/home/"
+        first = fetcher.get(url, source_url=url)
+        answers = [fetcher.get(url, first.etag, source_url=url) for _ in range(5)]
+    assert first.body == PAGE and all(a.not_modified for a in answers)
+    assert len(set(seen.peers)) == 1
+
+
+@pytest.mark.parametrize("where", ["netrc", "url"])
+def test_credentials_go_with_every_poll(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, where: str
+) -> None:
+    """Basic credentials for the source, from ~/.netrc or written in its URL, are sent
+    with each poll, the unchanged ones too."""
+    seen = Seen()
+    with serve(seen) as base:
+        url = base + "/home/"
+        netrc = tmp_path / "netrc"
+        netrc.write_text("machine 127.0.0.1 login reader password s3cret\n")
+        netrc.chmod(0o600)
+        monkeypatch.setenv("NETRC", str(netrc) if where == "netrc" else str(tmp_path / "none"))
+        if where == "url":
+            url = url.replace("http://", "http://reader:s3cret@")
+        fetcher = Fetcher(SETTINGS)
+        try:
+            first = fetcher.get(url, source_url=url)
+            again = fetcher.get(url, first.etag, source_url=url)
+        finally:
+            fetcher.close()
+    assert again.not_modified
+    basic = "Basic " + base64.b64encode(b"reader:s3cret").decode()
+    assert seen.auth == [basic, basic]

@@ -8,6 +8,7 @@ another private host.
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -84,6 +85,45 @@ def cancel_after(seconds: float) -> threading.Event:
     timer.daemon = True
     timer.start()
     return event
+
+
+@contextlib.contextmanager
+def never_accepting() -> Iterator[str]:
+    """A host whose listen queue is full: a new connection is never taken (the SYN
+    goes unanswered), as with a firewall that drops packets."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    url = f"http://127.0.0.1:{server.getsockname()[1]}"
+    waiting = []
+    for _ in range(3):  # fill the queue
+        client = socket.socket()
+        client.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            client.connect(server.getsockname())
+        waiting.append(client)
+    try:
+        yield url
+    finally:
+        for client in [*waiting, server]:
+            client.close()
+
+
+@pytest.mark.parametrize("route", ["direct", "proxy"])
+def test_a_host_that_never_takes_the_connection_is_a_connect_timeout(
+    make_fetcher: Callable[..., Fetcher], monkeypatch: pytest.MonkeyPatch, route: str
+) -> None:
+    with never_accepting() as url:
+        if route == "proxy":  # the proxy the environment names is the silent one
+            monkeypatch.setenv("HTTP_PROXY", url)
+            monkeypatch.delenv("NO_PROXY", raising=False)
+            monkeypatch.delenv("no_proxy", raising=False)
+            url = "http://statements.example"
+        fetcher = make_fetcher(connect_timeout=0.5, deadline=3.0, retries=0)
+        exc, elapsed = fails(SourceTimeout, lambda: fetcher.get(url + "/"))
+    assert "timed out connecting" in str(exc)
+    assert 0.4 <= elapsed < 0.5 + SLACK
+    assert error_label(exc) == "timeout"
 
 
 # --- one deadline for the whole fetch --------------------------------------------------

@@ -226,6 +226,10 @@ class FakeSource:
         times = opts.pop("times", None)
         if times is not None and times < 1:
             raise ValueError("times must be >= 1")
+        if kind == "gzip_bomb":
+            # Compressed now, not at the first request: that took a tenth of a second
+            # or more, eating into the deadline of the fetch under test.
+            gzip_bomb(int(opts.get("size", 50_000_000)))
         with self._state.lock:
             self._state.rules[path] = _Rule(kind, opts, times)
             if kind == "redirect_loop" and "via" in opts:  # a → via → a
