@@ -582,12 +582,10 @@ class BotStore:
             )
             return [(r[0], r[1], r[2]) for r in rows]
 
-    def alert_active(self, name: str) -> bool:
+    def active_alert_states(self) -> set[str]:
         with self._conn() as c:
-            value = c.execute(
-                sa.select(alert_state.c.active).where(alert_state.c.name == name)
-            ).scalar_one_or_none()
-            return bool(value)
+            rows = c.execute(sa.select(alert_state.c.name).where(alert_state.c.active))
+            return {r[0] for r in rows}
 
     def set_alert_active(self, name: str, active: bool, now: dt.datetime) -> None:
         with self._conn() as c:

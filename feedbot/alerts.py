@@ -50,6 +50,9 @@ from feeds.errors import ParseError, SuspiciousPage
 from feeds.pipeline import PollOutcome
 from feeds.store import Store
 
+# The alerts an unchanged (304) page can end: it is the page last read correctly.
+UNCHANGED_ENDS = ("suspicious", "source_down", "layout")
+
 
 class AlertWatch:
     """The alerts of one source (the primary by default). ``store`` speaks for that
@@ -70,12 +73,25 @@ class AlertWatch:
         self.settings = settings
         self.source = source
         self.named = named and source is not None
+        # The alert states that are on, read once: only the service's watches change
+        # them, each its own, so an unchanged poll need not ask the database.
+        self._on: set[str] | None = None
 
     def state_name(self, name: str) -> str:
         """The alert's state for this source: the primary's keep their old names."""
         if self.source is None or self.source.primary:
             return name
         return f"{name}:{self.source.id}"
+
+    def idle_after(self, outcome: PollOutcome) -> bool:
+        """Whether ``after_poll`` would neither look anything up nor change anything:
+        a stopped poll, or an unchanged page while none of this source's alerts is on
+        (most polls). Answered from memory, without the database."""
+        if outcome.result == "cancelled":
+            return True
+        if outcome.result != "not_modified" or self._on is None:
+            return False
+        return not any(self.state_name(n) in self._on for n in UNCHANGED_ENDS)
 
     def after_poll(self, outcome: PollOutcome, now: dt.datetime) -> list[str]:
         """Raise or clear alerts for this poll; returns the messages queued."""
@@ -126,18 +142,25 @@ class AlertWatch:
         ]
         return statistics.median(counts) if len(counts) >= 3 else None
 
+    def _states_on(self) -> set[str]:
+        if self._on is None:
+            self._on = self.bot_store.active_alert_states()
+        return self._on
+
     def _start(self, name: str, now: dt.datetime, message: str, **params: object) -> list[str]:
         state = self.state_name(name)
-        if self.bot_store.alert_active(state):
+        if state in self._states_on():
             return []
         self.bot_store.set_alert_active(state, True, now)
+        self._states_on().add(state)
         return [self._send(name, now, message, **params)]
 
     def _end(self, name: str, now: dt.datetime, message: str, **params: object) -> list[str]:
         state = self.state_name(name)
-        if not self.bot_store.alert_active(state):
+        if state not in self._states_on():
             return []
         self.bot_store.set_alert_active(state, False, now)
+        self._states_on().discard(state)
         return [self._send(f"{name}_recovered", now, message, **params)]
 
     def _text(self, message: str, lang: str, params: dict[str, object]) -> str:

@@ -21,7 +21,7 @@ from bot.handlers import BotDeps
 from bot.store import BotStore
 from bot.telegram import TelegramBot
 from feedbot.alerts import AlertWatch
-from feedbot.poller import HostTurns, Poller, SourceThreads
+from feedbot.poller import HostTurns, PendingWrites, Poller, SourceThreads
 from feedbot.settings import Settings
 from feedbot.web import DatabaseFeeds, WebApp, WorkerView
 from feedbot.worker import Worker
@@ -206,6 +206,7 @@ def build_worker(ctx: Context, clock: Callable[[], dt.datetime] = utcnow) -> Wor
     # thread of the sources' own pool, so a hanging host holds only its own.
     turns = HostTurns(spacing=config.fetch.article_delay)
     threads = SourceThreads(len({host_of(p.source_url) for p in pipelines}))
+    writes = PendingWrites(ctx.store, threads)
     pollers = [
         Poller(
             pipeline,
@@ -215,6 +216,7 @@ def build_worker(ctx: Context, clock: Callable[[], dt.datetime] = utcnow) -> Wor
             clock,
             turns=turns,
             threads=threads,
+            writes=writes,
         )
         for pipeline in pipelines
     ]

@@ -15,6 +15,10 @@ APScheduler inspect the callable's signature every time, a fifth of an unchanged
 poll's CPU). Its own interval, the back-off cap, only matters should a poll
 never set it. Jobs run one at a time (``max_instances=1``) and a missed run fires
 once, late (``coalesce``, no grace limit), never twice.
+
+An unchanged page's poll record waits in memory (``feeds.pending``);
+``PendingWrites`` writes what waits a second after the first of a burst, in one
+transaction.
 """
 
 from __future__ import annotations
@@ -38,10 +42,12 @@ from feeds.backoff import next_delay
 from feeds.clock import LONDON, utcnow
 from feeds.pipeline import Pipeline, PollOutcome
 from feeds.politeness import host_of
+from feeds.store import Store
 
 log = logging.getLogger(__name__)
 POLL_JOB = "poll"  # the primary source's job; another source's is "poll:<id>"
 MAX_SOURCE_THREADS = 64
+WRITE_DELAY = 1.0  # seconds an unchanged poll's record may wait in memory
 
 PollListener = Callable[[PollOutcome], Awaitable[None]]
 T = TypeVar("T")
@@ -96,6 +102,41 @@ class SourceThreads:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
+class PendingWrites:
+    """Writes the unchanged polls waiting (feeds.pending) ``delay`` seconds after
+    the first of them: a burst of polls reaches the database in one transaction."""
+
+    def __init__(
+        self, store: Store, threads: SourceThreads | None = None, delay: float = WRITE_DELAY
+    ) -> None:
+        self.store = store
+        self.threads = threads
+        self.delay = delay
+        self._due: asyncio.TimerHandle | None = None
+        self._writing: set[asyncio.Task[None]] = set()
+
+    def soon(self) -> None:
+        if self._due is None:
+            self._due = asyncio.get_running_loop().call_later(self.delay, self._start)
+
+    def _start(self) -> None:
+        task = asyncio.create_task(self.now())
+        self._writing.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._writing.discard)
+
+    async def now(self) -> None:
+        if self._due is not None:
+            self._due.cancel()
+            self._due = None
+        try:
+            if self.threads is not None:
+                await self.threads.run(self.store.write_pending)
+            else:
+                await asyncio.to_thread(self.store.write_pending)
+        except Exception as exc:  # the records wait on; the next write takes them
+            log.warning("unchanged polls not written yet: %s", exc)
+
+
 def poll_and_queue(
     pipeline: Pipeline,
     bot_store: BotStore,
@@ -122,6 +163,7 @@ class Poller:
         clock: Callable[[], dt.datetime] = utcnow,
         turns: HostTurns | None = None,
         threads: SourceThreads | None = None,
+        writes: PendingWrites | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.bot_store = bot_store
@@ -130,6 +172,7 @@ class Poller:
         self.clock = clock
         self.turns = turns or HostTurns()
         self.threads = threads
+        self.writes = writes
         self.listeners: list[PollListener] = []
 
     @property
@@ -194,6 +237,8 @@ class Poller:
             return None
         log.info("%s%s; next poll in %.0fs", self._named(), outcome.summary(), outcome.next_delay)
         self._schedule(outcome.next_delay)
+        if self.writes is not None and outcome.result == "not_modified":
+            self.writes.soon()
         for listener in self.listeners:
             try:
                 await listener(outcome)

@@ -342,7 +342,10 @@ class Worker:
             if self.sender is not None:
                 self.sender.wake()
             self._full_text_wake[source_id].set()
-        alerted = await asyncio.to_thread(self.alerts[source_id].after_poll, outcome, self.clock())
+        watch = self.alerts[source_id]
+        if watch.idle_after(outcome):  # most polls: nothing to look up, no thread taken
+            return
+        alerted = await asyncio.to_thread(watch.after_poll, outcome, self.clock())
         for text in alerted:
             log.warning("operator alert: %s", text)
         if alerted and self.sender is not None:

@@ -43,7 +43,7 @@ from feeds.errors import (
     SuspiciousPage,
     error_label,
 )
-from feeds.fetch import Fetcher
+from feeds.fetch import Fetcher, Response
 from feeds.fetch_factory import AnyFetcher
 from feeds.model import Changes, Page, PollRecord, Statement
 from feeds.parse import parse_article, parse_page
@@ -264,16 +264,58 @@ class Pipeline:
         outcome = PollOutcome(result="not_modified" if page is None else "ok", page=page)
         stored_at = self.clock()  # "last success": the page fetched and stored
         publishing = self._published_day != london_today(started)
+        if page is None and not publishing:
+            # Unchanged (most polls): the validators sent stay (or the new ones), and
+            # the state and record wait to be written with others (feeds.pending).
+            etag, last_modified = etag or response.etag, last_modified or response.last_modified
+            self.store.note_unchanged(
+                self.source_url,
+                etag,
+                last_modified,
+                max(started, stored_at),
+                self._poll_record(outcome, started, tick),
+            )
+            self._count(outcome)
+            self._validators = (etag, last_modified)
+        else:
+            self._store_page(
+                outcome,
+                response,
+                (etag, last_modified),
+                started,
+                stored_at,
+                tick,
+                on_stored,
+                publishing,
+            )
+        outcome.next_delay = next_delay(
+            0, self.source.poll_seconds, self.source.backoff_max_seconds
+        )
+        return outcome
+
+    def _store_page(
+        self,
+        outcome: PollOutcome,
+        response: Response,
+        sent: tuple[str | None, str | None],
+        started: dt.datetime,
+        stored_at: dt.datetime,
+        tick: float,
+        on_stored: ChangesHook | None,
+        publishing: bool,
+    ) -> None:
+        """A page read (or the first poll of a London day): stored in one transaction
+        with the deliveries it queues; the feeds written when anything changed."""
+        page = outcome.page
+        etag, last_modified = sent
         with self.store.begin() as conn:
             if page is not None:
                 # Two pollers of one source (a `feedbot poll` beside `feedbot run`) take
                 # turns here: the second sees the first one's statements, not a conflict.
-                # (An unchanged page only writes the source's state and the poll.)
                 serialise(conn, f"feedbot:poll:{self.source.id}")
                 outcome.changes = self.store.apply_page(page, started, conn)
                 if on_stored is not None:
                     on_stored(conn, outcome.changes)
-            if page is not None:
                 etag, last_modified = response.etag, response.last_modified
             else:  # a 304 answers the validators sent: they stay (or the new ones)
                 etag, last_modified = etag or response.etag, last_modified or response.last_modified
@@ -283,17 +325,13 @@ class Pipeline:
             changes = outcome.changes
             publishing |= bool(changes and (changes.new or changes.edited or changes.new_counters))
             if not publishing:
-                # Nothing to publish (most polls): the poll's record joins the same
-                # transaction, one commit in all.
+                # Nothing to publish: the poll's record joins the same transaction, one
+                # commit in all.
                 self._record(outcome, started, tick, conn)
         self._validators = (etag, last_modified)
         if publishing:
             outcome.feeds_written = self.publish(started)
             self._record(outcome, started, tick)
-        outcome.next_delay = next_delay(
-            0, self.source.poll_seconds, self.source.backoff_max_seconds
-        )
-        return outcome
 
     def _stored_validators(self) -> tuple[str | None, str | None]:
         state = self.store.source_state(self.source_url)
@@ -453,22 +491,27 @@ class Pipeline:
         tick: float,
         conn: Connection | None = None,
     ) -> None:
+        self.store.record_poll(self._poll_record(outcome, started, tick), conn)
+        self._count(outcome)
+
+    def _poll_record(self, outcome: PollOutcome, started: dt.datetime, tick: float) -> PollRecord:
         changes = outcome.changes
-        self.store.record_poll(
-            PollRecord(
-                started_at=started,
-                finished_at=self.clock(),
-                result=outcome.result,
-                error_kind=error_label(outcome.error) if outcome.error else None,
-                error=masked_in_text(str(outcome.error))[:1000] if outcome.error else None,
-                entries_on_page=len(outcome.page.entries) if outcome.page else 0,
-                new_statements=len(changes.new) if changes else 0,
-                edited_statements=len(changes.edited) if changes else 0,
-                duration_ms=int((time.monotonic() - tick) * 1000),
-                reader=outcome.page.reader if outcome.page else None,
-            ),
-            conn,
+        return PollRecord(
+            started_at=started,
+            finished_at=self.clock(),
+            result=outcome.result,
+            error_kind=error_label(outcome.error) if outcome.error else None,
+            error=masked_in_text(str(outcome.error))[:1000] if outcome.error else None,
+            entries_on_page=len(outcome.page.entries) if outcome.page else 0,
+            new_statements=len(changes.new) if changes else 0,
+            edited_statements=len(changes.edited) if changes else 0,
+            duration_ms=int((time.monotonic() - tick) * 1000),
+            reader=outcome.page.reader if outcome.page else None,
         )
+
+    def _count(self, outcome: PollOutcome) -> None:
+        """The poll in the metrics."""
+        changes = outcome.changes
         metrics.POLLS.labels(outcome.result).inc()
         if outcome.page is not None:
             metrics.PAGES_READ.labels(outcome.page.reader).inc()

@@ -34,6 +34,7 @@ from feeds.model import (
     StoredCounter,
     Version,
 )
+from feeds.pending import PendingPolls, Poll, State
 from feeds.schema import (
     archive_progress,
     counters,
@@ -163,6 +164,15 @@ class StatementKey(NamedTuple):
 
 _READ_STATE = sa.select(source_state).where(source_state.c.url == sa.bindparam("state_url"))
 _SAVE_STATE = source_state.update().where(source_state.c.url == sa.bindparam("state_url"))
+# An unchanged poll's state, written later with others: it never moves "last
+# success" back (on PostgreSQL two transactions may write one source's state).
+_SAVE_SUCCESS = _SAVE_STATE.where(
+    sa.or_(
+        source_state.c.last_success_at.is_(None),
+        source_state.c.last_success_at
+        <= sa.bindparam("success_at", type_=source_state.c.last_success_at.type),
+    )
+)
 
 
 class Store:
@@ -176,6 +186,7 @@ class Store:
         engine: Engine | None = None,
         source: str | None = "",
         writing: AbstractContextManager[object] | None = None,
+        pending: PendingPolls | None = None,
     ) -> None:
         self.url = database_url
         self.engine = engine or create_engine(database_url)
@@ -187,10 +198,11 @@ class Store:
         self._writing = writing or (
             threading.RLock() if self.engine.dialect.name == "sqlite" else nullcontext()
         )
+        self._pending = pending if pending is not None else PendingPolls()
 
     def view(self, source: str | None) -> Store:
         """The same database, speaking for another source (None: all of them)."""
-        return Store(self.url, self.engine, source, self._writing)
+        return Store(self.url, self.engine, source, self._writing, self._pending)
 
     def _mine(self, table: sa.Table) -> Any:
         """The rows of this store's source (every row for the all-sources view)."""
@@ -203,13 +215,30 @@ class Store:
         return self.source
 
     def close(self) -> None:
+        self.write_pending()
         self.engine.dispose()
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        """A writing transaction, committed at the end."""
-        with self._writing, self.engine.begin() as conn:
-            yield conn
+        """A writing transaction, committed at the end; the unchanged polls waiting
+        (feeds.pending) go in first."""
+        with self._writing:
+            waiting = self._pending.take()
+            try:
+                with self.engine.begin() as conn:
+                    self._write_unchanged(conn, *waiting)
+                    yield conn
+            except BaseException:
+                self._pending.give_back(*waiting)
+                raise
+
+    def write_pending(self) -> bool:
+        """Write the unchanged polls waiting, if any; whether there were."""
+        if not self._pending:
+            return False
+        with self.begin():
+            pass
+        return True
 
     def migrate(self) -> None:
         """Create or upgrade the schema to the newest revision."""
@@ -665,6 +694,48 @@ class Store:
             if c.execute(_SAVE_STATE, {**values, "state_url": url}).rowcount == 0:
                 c.execute(source_state.insert(), {"url": url, **values})
 
+    def note_unchanged(
+        self,
+        url: str,
+        etag: str | None,
+        last_modified: str | None,
+        at: dt.datetime,
+        record: PollRecord,
+    ) -> None:
+        """``record_success`` and ``record_poll`` for an unchanged page, written later
+        with the others waiting (feeds.pending)."""
+        state = {
+            "etag": etag,
+            "last_modified": last_modified,
+            "consecutive_failures": 0,
+            "last_success_at": at,
+            "retry_after_until": None,
+        }
+        poll = {k: getattr(record, k) for k in PollRecord.__dataclass_fields__}
+        self._pending.add(without_credentials(url), state, {"source": self._writer, **poll})
+
+    def _write_unchanged(self, c: Connection, states: dict[str, State], polls_: list[Poll]) -> None:
+        if not polls_:
+            return
+        urls = list(states)
+        stored = {
+            r[0]
+            for r in c.execute(sa.select(source_state.c.url).where(source_state.c.url.in_(urls)))
+        }
+        new = [{"url": url, **states[url]} for url in urls if url not in stored]
+        if new:
+            c.execute(source_state.insert(), new)
+        if len(new) < len(urls):
+            c.execute(
+                _SAVE_SUCCESS,
+                [
+                    {**states[url], "state_url": url, "success_at": states[url]["last_success_at"]}
+                    for url in urls
+                    if url in stored
+                ],
+            )
+        c.execute(polls.insert(), polls_)
+
     def record_poll(self, record: PollRecord, conn: Connection | None = None) -> None:
         values = {k: getattr(record, k) for k in PollRecord.__dataclass_fields__}
         with self._conn(conn) as c:
@@ -763,4 +834,6 @@ class Store:
             c.execute(archive_progress.delete())
 
     def _conn(self, conn: Connection | None = None) -> AbstractContextManager[Connection]:
+        if conn is None and self._pending:
+            self.write_pending()  # what this process wrote is what it reads
         return within(self.engine, conn)

@@ -106,5 +106,14 @@ async def test_preview_reads_the_live_page_for_operators_only(running: Running) 
     assert "855 — the Salisbury incident" in preview
     running.source.set_body("/", "<html><body><p>redesigned</p></body></html>")
     await asyncio.sleep(1.1)  # one message a second per chat
-    failed = await running.command(900, "/preview")
+    # The service's own poll may see the new page first and alert chat 900 too: the
+    # reply is the message that answers /preview, whichever comes last.
+    before = len(running.tg.sent(900))
+    running.tg.send_command(900, "/preview")
+    await running.until(
+        lambda: any("Reading the live page" in m["text"] for m in running.tg.sent(900)[before:])
+    )
+    failed = next(
+        m["text"] for m in running.tg.sent(900)[before:] if "Reading the live page" in m["text"]
+    )
     assert "Reading the live page failed" in failed and "found no statements" in failed

@@ -149,3 +149,27 @@ def test_a_page_held_as_suspicious_alerts_the_operators_once(
     source.set_body("/", HOME)
     assert any("reads as usual again" in t for t in w.after_poll(pipeline.poll(), NOW))
     ctx.close()
+
+
+def test_an_alert_raised_before_a_restart_ends_once_after_it(
+    settings: Settings, pipeline: Pipeline, source: FakeSource
+) -> None:
+    """The service stops while the source is down; the next one, with a new watch,
+    sends the recovery (once) when the page answers again, unchanged (304)."""
+    ctx = open_context(settings)
+    before = watch(ctx)
+    before.after_poll(pipeline.poll(), NOW)
+    source.misbehave("/", "status", status=503)
+    for _ in range(3):
+        before.after_poll(pipeline.poll(), NOW)
+    source.clear()
+    after = watch(ctx)  # the restarted service's
+    unchanged = pipeline.poll()
+    assert unchanged.result == "not_modified"
+    assert not after.idle_after(unchanged)  # it has not looked yet: it must look
+    assert len(after.after_poll(unchanged, NOW)) == 1
+    again = pipeline.poll()
+    assert after.idle_after(again)  # nothing on any more: the next polls need nothing
+    assert after.after_poll(again, NOW) == []
+    assert alert_kinds(ctx) == ["source_down", "source_down_recovered"]
+    ctx.close()

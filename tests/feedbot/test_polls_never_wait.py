@@ -12,6 +12,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from feedbot.poller import Poller
 from feeds.clock import utcnow
+from feeds.model import PollRecord
+from feeds.store import Store
 from tests.support.fake_source import FakeSource
 from tests.support.harness import Harness, Running, with_new_statement
 
@@ -96,3 +98,27 @@ async def test_stopping_while_a_poll_listener_runs_is_no_crash(
     assert outcome is not None  # the poll itself was done and stored
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert "shutting down" in caplog.text
+
+
+async def test_another_process_sees_an_unchanged_poll_within_about_a_second(
+    running: Running,
+) -> None:
+    """Unchanged polls' records wait in memory (written together): the web role or
+    `feedbot sources`, in other processes, see each within about a second."""
+    elsewhere = Store(running.ctx.settings.feeds.database_url)
+    try:
+        since = utcnow()
+
+        def newest_unchanged() -> PollRecord | None:
+            polls = [p for p in elsewhere.recent_polls(3) if p.result == "not_modified"]
+            return polls[0] if polls and polls[0].finished_at > since else None
+
+        await running.until(lambda: newest_unchanged() is not None, 5)
+        seen = utcnow()
+        poll = newest_unchanged()
+        assert poll is not None
+        assert (seen - poll.finished_at).total_seconds() <= 1.0 + 0.5  # the delay, slack
+        state = elsewhere.source_state(running.ctx.settings.feeds.source.url)
+        assert state.last_success_at is not None and state.last_success_at >= poll.started_at
+    finally:
+        elsewhere.close()
