@@ -122,11 +122,11 @@ def measure(sources: int, hosts: int, per_host: int, out: Connection) -> None:
             threads = SourceThreads(len({host_of(p.source_url) for p in pipelines}))
             writes = PendingWrites(ctx.store, threads)
             pollers = [
-                Poller(p, ctx.bot_store, True, scheduler, turns=turns, threads=threads)
+                Poller(
+                    p, ctx.bot_store, True, scheduler, turns=turns, threads=threads, writes=writes
+                )
                 for p in pipelines
             ]
-            for poller in pollers:
-                poller.writes = writes
             await asyncio.gather(*(p.poll_once() for p in pollers))  # the first fill
             # The fill rewrote every feed: the worker hands the freed heap back a
             # minute later (its "memory" job); the steady state is measured after it.
