@@ -10,15 +10,17 @@ per source, HostTurns, the sources' own thread pool, one shared HostGate):
   after another from a bare requests.Session, nothing stored or scheduled (and
   through urllib3 alone, for comparison).
 
-The process is set up as ``serve_forever`` sets up the service: two malloc arenas,
-the start-up objects frozen out of the garbage collector, uvloop; the scheduler
-runs (paused), so each poll moves its standing job as in the service; the
-unchanged polls' records, which the service writes together a second after a
-burst, are written at the end of each round and timed with it. After the
-first fill the freed heap is handed back, as the worker's memory job does a
-minute after feeds were rewritten; then five rounds of 304s are timed and the
-median reported. The fake hosts (FakeSource on 127.0.0.2 … 127.0.0.21, ten source
-pages each) run in a process of their own so their CPU is not counted. Usage:
+The process is set up as ``serve_forever`` sets up the service: logging at INFO
+(to nowhere), two malloc arenas, the start-up objects frozen out of the garbage
+collector, uvloop; the scheduler runs (paused), so each poll moves its standing
+job as in the service; the unchanged polls' records, which the service writes
+together a second after a burst, are written at the end of each round and timed
+with it. After the first fill the freed heap is handed back, as the worker's
+memory job does a minute after feeds were rewritten; then five rounds of 304s
+are timed and the median reported, and the RSS read while the pollers, their
+threads and connections are all still there. The fake hosts (FakeSource on
+127.0.0.2 … 127.0.0.21, ten source pages each) run in a process of their own so
+their CPU is not counted. Usage:
 
     .venv/bin/python bench/bench_sources.py [--sources 200] [--hosts 20]
 """
@@ -29,6 +31,7 @@ import argparse
 import asyncio
 import gc
 import multiprocessing as mp
+import os
 import resource
 import statistics
 import sys
@@ -99,12 +102,15 @@ def measure(sources: int, hosts: int, per_host: int, out: Connection) -> None:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     from feedbot.app import open_context
+    from feedbot.logs import configure_logging
     from feedbot.memory import limit_malloc_arenas, return_freed_memory
     from feedbot.poller import HostTurns, PendingWrites, Poller, SourceThreads
     from feedbot.settings import load_settings
     from feeds.politeness import host_of
 
     limit_malloc_arenas()  # as the service does at start
+    # Logging as the service sets it up (INFO, redacted text lines), into the void.
+    configure_logging("INFO", "text", stream=open(os.devnull, "w"))  # noqa: SIM115
     parent, child = mp.Pipe()
     fake = mp.Process(target=serve_hosts, args=(hosts, per_host, child))
     fake.start()
@@ -114,7 +120,7 @@ def measure(sources: int, hosts: int, per_host: int, out: Connection) -> None:
         gc.collect()  # as serve_forever does once the context is open
         gc.freeze()
 
-        async def rounds() -> tuple[float, float, list[str]]:
+        async def rounds() -> tuple[float, float, float, list[str]]:
             scheduler = AsyncIOScheduler(timezone="UTC")
             scheduler.start(paused=True)  # as in the service, jobs live in its store
             turns = HostTurns(spacing=SPACING)
@@ -127,7 +133,13 @@ def measure(sources: int, hosts: int, per_host: int, out: Connection) -> None:
                 )
                 for p in pipelines
             ]
-            await asyncio.gather(*(p.poll_once() for p in pollers))  # the first fill
+
+            async def fill(poller: Poller) -> None:
+                # The outcome (the page, the statements stored) is dropped as the
+                # service drops it: a gather's list of them outlives the round.
+                await poller.poll_once()
+
+            await asyncio.gather(*(fill(p) for p in pollers))  # the first fill
             # The fill rewrote every feed: the worker hands the freed heap back a
             # minute later (its "memory" job); the steady state is measured after it.
             return_freed_memory()
@@ -141,10 +153,11 @@ def measure(sources: int, hosts: int, per_host: int, out: Connection) -> None:
                 await writes.now()
                 cpus.append(time.process_time() - cpu)
                 walls.append(time.monotonic() - wall)
+            rss = rss_mb()  # the pollers, their threads and connections all there
             threads.shutdown()
             scheduler.shutdown(wait=False)
             results = [o.result if o else "crashed" for o in outcomes]
-            return statistics.median(cpus), statistics.median(walls), results
+            return statistics.median(cpus), statistics.median(walls), rss, results
 
         def floors() -> tuple[float, float]:
             """The same conditional GETs (all 304), one after another, nothing stored
@@ -178,8 +191,7 @@ def measure(sources: int, hosts: int, per_host: int, out: Connection) -> None:
 
         # The service's event loop (uvloop), as serve_forever runs it.
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            cpu, wall, results = runner.run(rounds())
-        rss = rss_mb()
+            cpu, wall, rss, results = runner.run(rounds())
         baseline, bare = floors()
         ctx.close()
     parent.send("report")

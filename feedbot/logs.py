@@ -14,7 +14,7 @@ import logging
 import re
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import quote
 
 from feeds.urls import masked_in_text
@@ -67,9 +67,13 @@ class RedactingFormatter(logging.Formatter):
 
 
 def configure_logging(
-    level: str = "INFO", fmt: str = "text", secrets: tuple[str, ...] = ()
+    level: str = "INFO",
+    fmt: str = "text",
+    secrets: tuple[str, ...] = (),
+    stream: TextIO | None = None,
 ) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    """The root handler: to ``stream`` (stderr by default)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(RedactingFormatter(secrets, fmt == "json"))
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -235,7 +235,17 @@ class Poller:
             log.exception("poll of %s crashed; trying again after the usual interval", source.id)
             self._schedule(next_delay(1, source.poll_seconds, source.backoff_max_seconds))
             return None
-        log.info("%s%s; next poll in %.0fs", self._named(), outcome.summary(), outcome.next_delay)
+        # An unchanged page (most polls) is routine: /healthz and /metrics tell it; the
+        # log tells what changed or failed.
+        level = logging.DEBUG if outcome.result == "not_modified" else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "%s%s; next poll in %.0fs",
+                self._named(),
+                outcome.summary(),
+                outcome.next_delay,
+            )
         self._schedule(outcome.next_delay)
         if self.writes is not None and outcome.result == "not_modified":
             self.writes.soon()
