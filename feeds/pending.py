@@ -26,6 +26,12 @@ class PendingPolls:
         self._lock = threading.Lock()
         self._states: dict[str, State] = {}  # by source url: the newest wins
         self._polls: list[Poll] = []
+        # Set while this thread is in a writing transaction: a read made inside it
+        # must not start a second one (SQLite would make it wait for the first).
+        self.here = threading.local()
+
+    def writing_here(self) -> bool:
+        return bool(getattr(self.here, "depth", 0))
 
     def __bool__(self) -> bool:
         return bool(self._polls)  # every state comes with its poll

@@ -222,8 +222,10 @@ class Store:
     def begin(self) -> Iterator[Connection]:
         """A writing transaction, committed at the end; the unchanged polls waiting
         (feeds.pending) go in first."""
+        here = self._pending.here
         with self._writing:
             waiting = self._pending.take()
+            here.depth = getattr(here, "depth", 0) + 1
             try:
                 with self.engine.begin() as conn:
                     self._write_unchanged(conn, *waiting)
@@ -231,6 +233,8 @@ class Store:
             except BaseException:
                 self._pending.give_back(*waiting)
                 raise
+            finally:
+                here.depth -= 1
 
     def write_pending(self) -> bool:
         """Write the unchanged polls waiting, if any; whether there were."""
@@ -834,6 +838,6 @@ class Store:
             c.execute(archive_progress.delete())
 
     def _conn(self, conn: Connection | None = None) -> AbstractContextManager[Connection]:
-        if conn is None and self._pending:
+        if conn is None and self._pending and not self._pending.writing_here():
             self.write_pending()  # what this process wrote is what it reads
         return within(self.engine, conn)

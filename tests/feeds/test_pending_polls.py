@@ -3,6 +3,7 @@ another process reads, what a failed write keeps, and what closing writes."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -91,3 +92,28 @@ def test_closing_the_store_writes_what_waits(
         assert [p.result for p in elsewhere.recent_polls()] == ["not_modified", "ok"]
     finally:
         elsewhere.close()
+
+
+def test_a_read_inside_a_writing_transaction_does_not_wait_for_it(
+    pipeline: Pipeline, store: Store, settings: FeedsConfig
+) -> None:
+    """Unchanged polls waiting are not written by a read made inside a transaction
+    that is writing (on a second connection that would wait for the first: SQLite's
+    write lock, PostgreSQL's row lock)."""
+    url = settings.source.url
+    pipeline.poll()
+    state = store.source_state(url)
+    read: list[int] = []
+
+    def write_then_read() -> None:
+        with store.begin() as conn:
+            store.save_source_state(state, conn)  # this transaction writes the row
+            assert pipeline.poll().result == "not_modified"  # another record waits
+            read.append(len(store.recent_polls()))  # no conn: a read of its own
+
+    worker = threading.Thread(target=write_then_read, daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "the read waited for the transaction around it"
+    assert read == [1]  # the waiting record was not written by the read
+    assert len(store.recent_polls()) == 2  # it is now
