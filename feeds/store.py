@@ -215,7 +215,10 @@ class Store:
         return self.source
 
     def close(self) -> None:
-        self.write_pending()
+        try:
+            self.write_pending()
+        except sa.exc.SQLAlchemyError as exc:  # the database went away: say so, end cleanly
+            log.warning("unchanged polls' records not written at exit: %s", exc)
         self.engine.dispose()
 
     @contextmanager

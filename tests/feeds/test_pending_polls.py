@@ -3,10 +3,12 @@ another process reads, what a failed write keeps, and what closing writes."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 import sqlalchemy as sa
 
 from feeds.config import FeedsConfig
@@ -117,3 +119,14 @@ def test_a_read_inside_a_writing_transaction_does_not_wait_for_it(
     assert not worker.is_alive(), "the read waited for the transaction around it"
     assert read == [1]  # the waiting record was not written by the read
     assert len(store.recent_polls()) == 2  # it is now
+
+
+def test_a_refused_write_at_exit_is_one_warning_not_a_crash(
+    pipeline: Pipeline, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline.poll()
+    assert pipeline.poll().result == "not_modified"
+    with refusing_poll_records(store), caplog.at_level(logging.WARNING):
+        store.close()  # no exception: the process ends as it would have
+    assert "unchanged polls' records not written at exit" in caplog.text
+    assert "no room for poll records" in caplog.text
