@@ -21,7 +21,7 @@ from feedbot.cli import main
 from feedbot.service import ROLES, run_service
 from feedbot.settings import load_settings
 from tests.conftest import FIXTURES, toml_value
-from tests.support.fake_source import FakeSource, Span
+from tests.support.fake_source import FakeSource, most_at_once
 from tests.support.fake_telegram import FakeTelegram
 
 ADMIN = 900
@@ -55,16 +55,6 @@ def page_source(source_id: str, url: str, **more: Any) -> dict[str, Any]:
 
 def fetches(source: FakeSource, path: str, since: float = 0.0) -> list[float]:
     return [r.time for r in source.requests if r.path == path and r.time >= since]
-
-
-def most_at_once(spans: list[Span]) -> int:
-    """The most of these requests that were in flight at the same moment."""
-    events = sorted([(s.start, 1) for s in spans] + [(s.end, -1) for s in spans])
-    now = peak = 0
-    for _, step in events:
-        now += step
-        peak = max(peak, now)
-    return peak
 
 
 @pytest.fixture

@@ -83,7 +83,9 @@ class LoggedRequest:
 
 @dataclass(frozen=True)
 class Span:
-    """One request from its arrival to the end of its answer (time.monotonic())."""
+    """One request from its arrival to its answer's last byte written (time.monotonic()).
+    The end is when that write returned, not when the handler got round to noting it:
+    by then the client may have read the answer and sent its next request."""
 
     path: str
     start: float
@@ -114,8 +116,33 @@ class _State:
     log: list[LoggedRequest] = field(default_factory=list)
     conns: set[socket.socket] = field(default_factory=set)
     spans: list[Span] = field(default_factory=list)
-    in_flight: int = 0
-    most_in_flight: int = 0
+
+
+def most_at_once(spans: Iterable[Span]) -> int:
+    """The most of these requests in flight at the same moment (one that ends as
+    another starts is not at once with it)."""
+    events = sorted([(s.start, 1) for s in spans] + [(s.end, -1) for s in spans])
+    now = peak = 0
+    for _, step in events:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+class _TimedWriter:
+    """The handler's socket writer, noting when each write returned."""
+
+    def __init__(self, inner: Any, handler: Any) -> None:
+        self.inner = inner
+        self.handler = handler
+
+    def write(self, data: bytes) -> int:
+        written: int = self.inner.write(data)
+        self.handler.last_write = time.monotonic()
+        return written
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 def filler(size: int) -> Iterator[bytes]:
@@ -255,20 +282,12 @@ class FakeSource:
 
     @property
     def most_in_flight(self) -> int:
-        """The most requests this server has handled at once."""
-        with self._state.lock:
-            return self._state.most_in_flight
+        """The most requests this server has handled at once (of those answered)."""
+        return most_at_once(self.spans)
 
-    def _enter(self) -> float:
+    def _leave(self, path: str, start: float, end: float) -> None:
         with self._state.lock:
-            self._state.in_flight += 1
-            self._state.most_in_flight = max(self._state.most_in_flight, self._state.in_flight)
-        return time.monotonic()
-
-    def _leave(self, path: str, start: float) -> None:
-        with self._state.lock:
-            self._state.in_flight -= 1
-            self._state.spans.append(Span(path, start, time.monotonic()))
+            self._state.spans.append(Span(path, start, end))
 
     def count(self, path: str, method: str = "GET") -> int:
         with self._state.lock:
@@ -345,6 +364,8 @@ class _Handler(BaseHTTPRequestHandler):
         # add ~40 ms to every keep-alive response.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.source._track(self.connection, add=True)
+        self.last_write = time.monotonic()
+        self.wfile = _TimedWriter(self.wfile, self)  # type: ignore[assignment]
 
     def finish(self) -> None:
         try:
@@ -360,11 +381,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         src = self.server.source
-        start = src._enter()
+        start = self.last_write = time.monotonic()
         try:
             self._answer()
         finally:
-            src._leave(self.path, start)
+            src._leave(self.path, start, self.last_write)
 
     def _answer(self) -> None:
         src = self.server.source
