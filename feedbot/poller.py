@@ -129,12 +129,17 @@ class PendingWrites:
             self._due.cancel()
             self._due = None
         try:
-            if self.threads is not None:
-                await self.threads.run(self.store.write_pending)
-            else:
-                await asyncio.to_thread(self.store.write_pending)
+            await in_thread(self.threads, self.store.write_pending)
         except Exception as exc:  # the records wait on; the next write takes them
             log.warning("unchanged polls not written yet: %s", exc)
+
+
+async def in_thread(threads: SourceThreads | None, func: Callable[..., T], *args: object) -> T:
+    """``func(*args)`` off the event loop (requests and the store block): in the
+    sources' own threads when there are, else in the loop's default pool."""
+    if threads is not None:
+        return await threads.run(func, *args)
+    return await asyncio.to_thread(func, *args)
 
 
 def poll_and_queue(
@@ -180,10 +185,7 @@ class Poller:
         return self.pipeline.source.id
 
     async def _in_thread(self, func: Callable[..., T], *args: object) -> T:
-        # requests and the store are blocking: keep them off the event loop.
-        if self.threads is not None:
-            return await self.threads.run(func, *args)
-        return await asyncio.to_thread(func, *args)
+        return await in_thread(self.threads, func, *args)
 
     def start(self, first_delay: float = 0.0) -> None:
         self._schedule(first_delay)
@@ -238,14 +240,9 @@ class Poller:
         # An unchanged page (most polls) is routine: /healthz and /metrics tell it; the
         # log tells what changed or failed.
         level = logging.DEBUG if outcome.result == "not_modified" else logging.INFO
-        if log.isEnabledFor(level):
-            log.log(
-                level,
-                "%s%s; next poll in %.0fs",
-                self._named(),
-                outcome.summary(),
-                outcome.next_delay,
-            )
+        log.log(
+            level, "%s%s; next poll in %.0fs", self._named(), outcome.summary(), outcome.next_delay
+        )
         self._schedule(outcome.next_delay)
         if self.writes is not None and outcome.result == "not_modified":
             self.writes.soon()

@@ -31,7 +31,7 @@ from bot.store import BotStore
 from bot.telegram import TelegramBot
 from feedbot.alerts import AlertWatch
 from feedbot.memory import return_freed_memory
-from feedbot.poller import HostTurns, Poller, SourceThreads
+from feedbot.poller import HostTurns, Poller, SourceThreads, in_thread
 from feedbot.settings import Settings
 from feeds.clock import utcnow
 from feeds.errors import ConfigError
@@ -269,9 +269,7 @@ class Worker:
             await self.sender.run(stop)
 
     async def _in_thread(self, func: Callable[..., T], *args: object) -> T:
-        if self.threads is not None:
-            return await self.threads.run(func, *args)
-        return await asyncio.to_thread(func, *args)
+        return await in_thread(self.threads, func, *args)
 
     async def _full_texts(self, stop: asyncio.Event, pipeline: Pipeline) -> None:
         """One source's full-text job: its statement pages one at a time, off the

@@ -340,8 +340,7 @@ class _EnvironmentOnce(requests.Session):
         proxies = dict(proxies or {})
         for scheme, proxy in env.proxies.items():
             proxies.setdefault(scheme, proxy)
-        if (verify is True or verify is None) and env.ca_bundle:
-            verify = env.ca_bundle
+        verify = env.verify(verify)
         return dict(super().merge_environment_settings(url, proxies, stream, verify, cert))
 
     def get_again(
@@ -377,9 +376,7 @@ class _EnvironmentOnce(requests.Session):
             if len(self._prepared) >= self.MAX_ORIGINS:
                 self._prepared.clear()
             prepared = self.prepare_request(requests.Request("GET", url, headers=headers))
-            verify = self.verify if self.verify is not None else True
-            if verify is True and env.ca_bundle:
-                verify = env.ca_bundle
+            verify = env.verify(self.verify)
             host, tls = adapter.build_connection_pool_key_attributes(prepared, verify, None)
             ready = self._prepared[key] = _Prepared(prepared, host, tls)
         prepared = ready.request
@@ -422,6 +419,13 @@ class _Environment:
     proxies: dict[str, str]
     ca_bundle: str | None
     netrc: tuple[str, str] | None
+
+    def verify(self, verify: bool | str | None) -> bool | str:
+        """Certificate checking as asked, against the environment's CA bundle when
+        it names one and nothing else was asked."""
+        if verify is True or verify is None:
+            return self.ca_bundle or True
+        return verify
 
 
 # --- the fetcher -----------------------------------------------------------------------

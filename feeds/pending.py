@@ -13,6 +13,8 @@ A crash loses at most that second of unchanged polls' records, nothing else.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 State = dict[str, Any]  # a source_state row's columns, without its url
@@ -26,12 +28,25 @@ class PendingPolls:
         self._lock = threading.Lock()
         self._states: dict[str, State] = {}  # by source url: the newest wins
         self._polls: list[Poll] = []
-        # Set while this thread is in a writing transaction: a read made inside it
-        # must not start a second one (SQLite would make it wait for the first).
-        self.here = threading.local()
+        # How deep this thread is in writing transactions: a read made inside one
+        # must not start a second (SQLite would make it wait for the first).
+        self._here = threading.local()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """This thread is in a writing transaction while inside."""
+        self._here.depth = self._depth() + 1
+        try:
+            yield
+        finally:
+            self._here.depth -= 1
 
     def writing_here(self) -> bool:
-        return bool(getattr(self.here, "depth", 0))
+        return self._depth() > 0
+
+    def _depth(self) -> int:
+        depth: int = getattr(self._here, "depth", 0)
+        return depth
 
     def __bool__(self) -> bool:
         return bool(self._polls)  # every state comes with its poll

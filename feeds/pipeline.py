@@ -43,7 +43,7 @@ from feeds.errors import (
     SuspiciousPage,
     error_label,
 )
-from feeds.fetch import Fetcher, Response
+from feeds.fetch import Fetcher
 from feeds.fetch_factory import AnyFetcher
 from feeds.model import Changes, Page, PollRecord, Statement
 from feeds.parse import parse_article, parse_page
@@ -262,17 +262,21 @@ class Pipeline:
             return self._failed(exc, started, tick)
 
         outcome = PollOutcome(result="not_modified" if page is None else "ok", page=page)
-        stored_at = self.clock()  # "last success": the page fetched and stored
+        # "Last success": the page fetched and stored.
+        succeeded = max(started, self.clock())
         publishing = self._published_day != london_today(started)
-        if page is None and not publishing:
-            # Unchanged (most polls): the validators sent stay (or the new ones), and
-            # the state and record wait to be written with others (feeds.pending).
+        if page is None:  # a 304 answers the validators sent: they stay (or the new ones)
             etag, last_modified = etag or response.etag, last_modified or response.last_modified
+        else:
+            etag, last_modified = response.etag, response.last_modified
+        if page is None and not publishing:
+            # Unchanged (most polls): the state and record wait to be written with
+            # others (feeds.pending).
             self.store.note_unchanged(
                 self.source_url,
                 etag,
                 last_modified,
-                max(started, stored_at),
+                succeeded,
                 self._poll_record(outcome, started, tick),
             )
             self._count(outcome)
@@ -280,10 +284,9 @@ class Pipeline:
         else:
             self._store_page(
                 outcome,
-                response,
                 (etag, last_modified),
                 started,
-                stored_at,
+                succeeded,
                 tick,
                 on_stored,
                 publishing,
@@ -296,10 +299,9 @@ class Pipeline:
     def _store_page(
         self,
         outcome: PollOutcome,
-        response: Response,
-        sent: tuple[str | None, str | None],
+        validators: tuple[str | None, str | None],
         started: dt.datetime,
-        stored_at: dt.datetime,
+        succeeded: dt.datetime,
         tick: float,
         on_stored: ChangesHook | None,
         publishing: bool,
@@ -307,7 +309,7 @@ class Pipeline:
         """A page read (or the first poll of a London day): stored in one transaction
         with the deliveries it queues; the feeds written when anything changed."""
         page = outcome.page
-        etag, last_modified = sent
+        etag, last_modified = validators
         with self.store.begin() as conn:
             if page is not None:
                 # Two pollers of one source (a `feedbot poll` beside `feedbot run`) take
@@ -316,12 +318,7 @@ class Pipeline:
                 outcome.changes = self.store.apply_page(page, started, conn)
                 if on_stored is not None:
                     on_stored(conn, outcome.changes)
-                etag, last_modified = response.etag, response.last_modified
-            else:  # a 304 answers the validators sent: they stay (or the new ones)
-                etag, last_modified = etag or response.etag, last_modified or response.last_modified
-            self.store.record_success(
-                self.source_url, etag, last_modified, max(started, stored_at), conn
-            )
+            self.store.record_success(self.source_url, etag, last_modified, succeeded, conn)
             changes = outcome.changes
             publishing |= bool(changes and (changes.new or changes.edited or changes.new_counters))
             if not publishing:

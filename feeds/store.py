@@ -175,6 +175,18 @@ _SAVE_SUCCESS = _SAVE_STATE.where(
 )
 
 
+def _success(etag: str | None, last_modified: str | None, at: dt.datetime) -> State:
+    """A source's state after a page fetched and stored: its validators, failures
+    and any Retry-After cleared."""
+    return {
+        "etag": etag,
+        "last_modified": last_modified,
+        "consecutive_failures": 0,
+        "last_success_at": at,
+        "retry_after_until": None,
+    }
+
+
 class Store:
     """The source side's SQL. A store speaks for one source (``source``: its key, ""
     for the primary) or, read-only, for all of them (``None``: the combined feeds);
@@ -225,10 +237,8 @@ class Store:
     def begin(self) -> Iterator[Connection]:
         """A writing transaction, committed at the end; the unchanged polls waiting
         (feeds.pending) go in first."""
-        here = self._pending.here
-        with self._writing:
+        with self._writing, self._pending.writing():
             waiting = self._pending.take()
-            here.depth = getattr(here, "depth", 0) + 1
             try:
                 with self.engine.begin() as conn:
                     self._write_unchanged(conn, *waiting)
@@ -236,8 +246,6 @@ class Store:
             except BaseException:
                 self._pending.give_back(*waiting)
                 raise
-            finally:
-                here.depth -= 1
 
     def write_pending(self) -> bool:
         """Write the unchanged polls waiting, if any; whether there were."""
@@ -690,13 +698,7 @@ class Store:
         """The page was fetched and stored: its validators, and the failure count and
         any Retry-After cleared, in one write (an unchanged poll is mostly this)."""
         url = without_credentials(url)
-        values = {
-            "etag": etag,
-            "last_modified": last_modified,
-            "consecutive_failures": 0,
-            "last_success_at": at,
-            "retry_after_until": None,
-        }
+        values = _success(etag, last_modified, at)
         with self._conn(conn) as c:
             if c.execute(_SAVE_STATE, {**values, "state_url": url}).rowcount == 0:
                 c.execute(source_state.insert(), {"url": url, **values})
@@ -711,15 +713,8 @@ class Store:
     ) -> None:
         """``record_success`` and ``record_poll`` for an unchanged page, written later
         with the others waiting (feeds.pending)."""
-        state = {
-            "etag": etag,
-            "last_modified": last_modified,
-            "consecutive_failures": 0,
-            "last_success_at": at,
-            "retry_after_until": None,
-        }
-        poll = {k: getattr(record, k) for k in PollRecord.__dataclass_fields__}
-        self._pending.add(without_credentials(url), state, {"source": self._writer, **poll})
+        state = _success(etag, last_modified, at)
+        self._pending.add(without_credentials(url), state, self._poll_row(record))
 
     def _write_unchanged(self, c: Connection, states: dict[str, State], polls_: list[Poll]) -> None:
         if not polls_:
@@ -732,21 +727,22 @@ class Store:
         new = [{"url": url, **states[url]} for url in urls if url not in stored]
         if new:
             c.execute(source_state.insert(), new)
-        if len(new) < len(urls):
-            c.execute(
-                _SAVE_SUCCESS,
-                [
-                    {**states[url], "state_url": url, "success_at": states[url]["last_success_at"]}
-                    for url in urls
-                    if url in stored
-                ],
-            )
+        known = [
+            {**states[url], "state_url": url, "success_at": states[url]["last_success_at"]}
+            for url in urls
+            if url in stored
+        ]
+        if known:
+            c.execute(_SAVE_SUCCESS, known)
         c.execute(polls.insert(), polls_)
 
     def record_poll(self, record: PollRecord, conn: Connection | None = None) -> None:
-        values = {k: getattr(record, k) for k in PollRecord.__dataclass_fields__}
         with self._conn(conn) as c:
-            c.execute(polls.insert(), {"source": self._writer, **values})
+            c.execute(polls.insert(), self._poll_row(record))
+
+    def _poll_row(self, record: PollRecord) -> Poll:
+        values = {k: getattr(record, k) for k in PollRecord.__dataclass_fields__}
+        return {"source": self._writer, **values}
 
     def last_poll(self) -> PollRecord | None:
         polls_ = self.recent_polls(1)
