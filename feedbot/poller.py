@@ -124,6 +124,15 @@ class PendingWrites:
         self._writing.add(task)  # held until done: the loop keeps only weak references
         task.add_done_callback(self._writing.discard)
 
+    async def close(self) -> None:
+        """No more writes from here: one in flight is waited for (the store writes
+        what still waits when it closes)."""
+        if self._due is not None:
+            self._due.cancel()
+            self._due = None
+        if self._writing:
+            await asyncio.gather(*self._writing, return_exceptions=True)
+
     async def now(self) -> None:
         if self._due is not None:
             self._due.cancel()

@@ -239,6 +239,10 @@ class Worker:
             if self.telegram is not None and self.bot_connected.is_set():
                 await self.telegram.stop()
             await asyncio.to_thread(self.bot_store.release_lease, LEASE, self.holder)
+            # A write of unchanged polls in flight ends before the store closes (it
+            # would otherwise go on in a thread past the process's own end).
+            for writes in {p.writes for p in self.pollers.values() if p.writes is not None}:
+                await writes.close()
             if self.threads is not None:
                 self.threads.shutdown()
         return not lost.is_set()
