@@ -106,7 +106,9 @@ def measure(sources: int, hosts: int, per_host: int, out: Connection) -> None:
     from feedbot.memory import limit_malloc_arenas, return_freed_memory
     from feedbot.poller import HostTurns, PendingWrites, Poller, SourceThreads
     from feedbot.settings import load_settings
+    from feeds.pipeline import PollOutcome
     from feeds.politeness import host_of
+    from feeds.recheck import Recheck
 
     limit_malloc_arenas()  # as the service does at start
     # Logging as the service sets it up (INFO, redacted text lines), into the void.
@@ -127,19 +129,43 @@ def measure(sources: int, hosts: int, per_host: int, out: Connection) -> None:
             pipelines = list(ctx.pipelines.values())
             threads = SourceThreads(len({host_of(p.source_url) for p in pipelines}))
             writes = PendingWrites(ctx.store, threads)
+            recheck = Recheck(ctx.settings.feeds.fetch)
             pollers = [
                 Poller(
-                    p, ctx.bot_store, True, scheduler, turns=turns, threads=threads, writes=writes
+                    p,
+                    ctx.bot_store,
+                    True,
+                    scheduler,
+                    turns=turns,
+                    threads=threads,
+                    writes=writes,
+                    recheck=recheck,
                 )
                 for p in pipelines
             ]
 
-            async def fill(poller: Poller) -> None:
-                # The outcome (the page, the statements stored) is dropped as the
-                # service drops it: a gather's list of them outlives the round.
-                await poller.poll_once()
+            results: list[str] = []  # of the round under way
+            round_over = asyncio.Event()
 
-            await asyncio.gather(*(fill(p) for p in pollers))  # the first fill
+            async def finished(outcome: PollOutcome) -> None:
+                # Only the result is kept: the service keeps no outcome (the page, the
+                # statements stored) past its listeners.
+                results.append(outcome.result)
+                if len(results) == len(pollers):
+                    round_over.set()
+
+            async def poll_round() -> list[str]:
+                """Every source's poll, fired by its own timer as in the service."""
+                results.clear()
+                round_over.clear()
+                for poller in pollers:
+                    poller.schedule(0)
+                await round_over.wait()
+                return list(results)
+
+            for poller in pollers:
+                poller.listeners.append(finished)
+            await poll_round()  # the first fill
             # The fill rewrote every feed: the worker hands the freed heap back a
             # minute later (its "memory" job); the steady state is measured after it.
             return_freed_memory()
@@ -148,16 +174,17 @@ def measure(sources: int, hosts: int, per_host: int, out: Connection) -> None:
             cpus, walls = [], []
             for _ in range(ROUNDS):
                 cpu, wall = time.process_time(), time.monotonic()
-                outcomes = await asyncio.gather(*(p.poll_once() for p in pollers))
+                outcomes = await poll_round()
                 # The round's records, written a second later in the service, now.
                 await writes.now()
                 cpus.append(time.process_time() - cpu)
                 walls.append(time.monotonic() - wall)
             rss = rss_mb()  # the pollers, their threads and connections all there
+            await asyncio.gather(*(p.stop() for p in pollers))
+            await recheck.close()
             threads.shutdown()
             scheduler.shutdown(wait=False)
-            results = [o.result if o else "crashed" for o in outcomes]
-            return statistics.median(cpus), statistics.median(walls), rss, results
+            return statistics.median(cpus), statistics.median(walls), rss, outcomes
 
         def floors() -> tuple[float, float]:
             """The same conditional GETs (all 304), one after another, nothing stored

@@ -30,6 +30,7 @@ from feeds.errors import ConfigError, FeedbotError
 from feeds.fetch_factory import AnyFetcher, make_fetcher
 from feeds.pipeline import Pipeline, combined_builder, feed_context
 from feeds.politeness import HostGate, host_of
+from feeds.recheck import Recheck
 from feeds.render import FeedContext
 from feeds.store import Store
 from feeds.urls import masked
@@ -207,6 +208,8 @@ def build_worker(ctx: Context, clock: Callable[[], dt.datetime] = utcnow) -> Wor
     turns = HostTurns(spacing=config.fetch.article_delay)
     threads = SourceThreads(len({host_of(p.source_url) for p in pipelines}))
     writes = PendingWrites(ctx.store, threads)
+    # Unchanged pages are asked again on the event loop (feeds.recheck).
+    recheck = Recheck(config.fetch)
     pollers = [
         Poller(
             pipeline,
@@ -217,6 +220,7 @@ def build_worker(ctx: Context, clock: Callable[[], dt.datetime] = utcnow) -> Wor
             turns=turns,
             threads=threads,
             writes=writes,
+            recheck=recheck,
         )
         for pipeline in pipelines
     ]

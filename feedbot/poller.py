@@ -1,20 +1,19 @@
-"""Polling on APScheduler: one poller per source, each poll scheduling that
-source's next one, and handing what it stored to the Telegram outbox
-(``poll_and_queue``).
+"""Polling: one poller per source, each poll planning that source's next one,
+and handing what it stored to the Telegram outbox (``poll_and_queue``).
 
-Sources never wait for one another: each has its own job, interval and back-off,
-and polls run in threads of their own pool (``SourceThreads``). Sources on one
-host take turns (``HostTurns``): one poll at a time there, politely spaced, and a
-poll waiting for its turn holds no thread.
+Sources never wait for one another: each has its own timer, interval and
+back-off, and polls run in threads of their own pool (``SourceThreads``), or on
+the event loop while the page is unchanged (``feeds.recheck``). Sources on one
+host take turns (``HostTurns``): one poll at a time there, politely spaced, and
+a poll waiting for its turn holds no thread.
 
-The next run is computed from the poll's outcome (interval with jitter, or
-exponential back-off after failures), so APScheduler's interval jitter, which
-only ever delays and accumulates, is not used: each source has one standing job
-whose next run each poll sets (moving a job is cheap; adding one per poll made
-APScheduler inspect the callable's signature every time, a fifth of an unchanged
-poll's CPU). Its own interval, the back-off cap, only matters should a poll
-never set it. Jobs run one at a time (``max_instances=1``) and a missed run fires
-once, late (``coalesce``, no grace limit), never twice.
+The next poll is planned from the poll's outcome (interval with jitter, or
+exponential back-off after failures) on an event-loop timer (monotonic, so a
+change of the wall clock moves nothing). APScheduler, which runs the daily
+jobs, ran polls first: moving a source's standing job made it look over every
+job each time, and running one went through its executor and events, a fifth of
+an unchanged poll's CPU with 200 sources. One poll of a source runs at a time;
+a timer that fires late fires once.
 
 An unchanged page's poll record waits in memory (``feeds.pending``);
 ``PendingWrites`` writes what waits a second after the first of a burst, in one
@@ -24,28 +23,29 @@ transaction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
-from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.outbox import queue_changes
 from bot.store import BotStore
 from feeds.backoff import next_delay
 from feeds.clock import LONDON, utcnow
+from feeds.fetch import Fetcher, Response
 from feeds.pipeline import Pipeline, PollOutcome
 from feeds.politeness import host_of
+from feeds.recheck import Recheck
 from feeds.store import Store
 
 log = logging.getLogger(__name__)
-POLL_JOB = "poll"  # the primary source's job; another source's is "poll:<id>"
 MAX_SOURCE_THREADS = 64
 WRITE_DELAY = 1.0  # seconds an unchanged poll's record may wait in memory
 
@@ -54,7 +54,8 @@ T = TypeVar("T")
 
 
 def job_id(kind: str, pipeline: Pipeline) -> str:
-    """The scheduler job of this kind for this source: ``poll``, ``poll:<id>``."""
+    """The scheduler job of this kind for this source: ``republish`` for the
+    primary source, ``republish:<id>`` for another."""
     source = pipeline.source
     return kind if source.primary else f"{kind}:{source.id}"
 
@@ -157,13 +158,16 @@ def poll_and_queue(
     follow_edits: bool,
     now: dt.datetime,
     accept_retitles: bool = False,
+    answer: Response | None = None,
 ) -> PollOutcome:
     """One poll cycle as the process runs it: the pipeline stores the page, and in
-    that same transaction every new statement (and edit) is queued for the chats."""
+    that same transaction every new statement (and edit) is queued for the chats.
+    ``answer``: the source's 304, already asked for on the event loop."""
     return pipeline.poll(
         now,
         on_stored=lambda conn, changes: queue_changes(bot_store, changes, now, conn, follow_edits),
         accept_retitles=accept_retitles,
+        answer=answer,
     )
 
 
@@ -178,6 +182,7 @@ class Poller:
         turns: HostTurns | None = None,
         threads: SourceThreads | None = None,
         writes: PendingWrites | None = None,
+        recheck: Recheck | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.bot_store = bot_store
@@ -187,7 +192,12 @@ class Poller:
         self.turns = turns or HostTurns()
         self.threads = threads
         self.writes = writes
+        self.recheck = recheck
         self.listeners: list[PollListener] = []
+        self._last_result: str | None = None  # of the last poll that ended
+        self._timer: asyncio.TimerHandle | None = None  # the next poll's
+        self._polling: asyncio.Task[PollOutcome | None] | None = None  # the poll under way
+        self._overdue = False  # the timer fired while a poll was under way
 
     @property
     def source_id(self) -> str:
@@ -197,7 +207,7 @@ class Poller:
         return await in_thread(self.threads, func, *args)
 
     def start(self, first_delay: float = 0.0) -> None:
-        self._schedule(first_delay)
+        self.schedule(first_delay)
         # Counters change at midnight even when the source is silent or down.
         self.scheduler.add_job(
             self.republish,
@@ -212,31 +222,47 @@ class Poller:
             misfire_grace_time=None,
         )
 
-    def _schedule(self, delay: float) -> None:
-        run_at = utcnow() + dt.timedelta(seconds=delay)
-        job = job_id(POLL_JOB, self.pipeline)
-        try:
-            self.scheduler.modify_job(job, next_run_time=run_at)
-        except JobLookupError:  # the first poll's, or the job was removed
-            source = self.pipeline.source
-            self.scheduler.add_job(
-                self.poll_once,
-                IntervalTrigger(seconds=max(source.backoff_max_seconds, source.poll_seconds)),
-                next_run_time=run_at,
-                id=job,
-                replace_existing=True,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=None,
-            )
+    def schedule(self, delay: float) -> None:
+        """The next poll in ``delay`` seconds, instead of the one planned."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(max(delay, 0.0), self._due)
+
+    def _due(self) -> None:
+        self._timer = None
+        if self._polling is not None:  # one at a time: the next starts when this ends
+            self._overdue = True
+            return
+        self._polling = asyncio.create_task(self.poll_once())
+        self._polling.add_done_callback(self._polled)
+
+    def _polled(self, task: asyncio.Task[PollOutcome | None]) -> None:
+        if self._polling is not task:  # stopped
+            return
+        # Let the task go with its outcome (the page read, the statements stored).
+        self._polling = None
+        if self._overdue:  # the next poll fell due while this one ran (slow listeners)
+            self._overdue = False
+            self.schedule(0)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """No more polls; one under way is given ``grace`` seconds to end (its fetch
+        ends at once with the process's stop event), then cancelled."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        polling, self._polling = self._polling, None
+        if polling is not None and not polling.done():
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(polling), grace)
+            polling.cancel()  # poll_once ends calmly when cancelled
+            await asyncio.gather(polling, return_exceptions=True)
 
     async def poll_once(self) -> PollOutcome | None:
         source = self.pipeline.source
         try:
             async with self.turns.turn(self.pipeline.source_url):
-                outcome = await self._in_thread(
-                    poll_and_queue, self.pipeline, self.bot_store, self.follow_edits, self.clock()
-                )
+                outcome = await self._poll()
         except asyncio.CancelledError:
             # The process is stopping (the fetch in flight ends with it): not a crash,
             # and nobody awaits this job to hear of it.
@@ -244,15 +270,16 @@ class Poller:
             return None
         except Exception:
             log.exception("poll of %s crashed; trying again after the usual interval", source.id)
-            self._schedule(next_delay(1, source.poll_seconds, source.backoff_max_seconds))
+            self.schedule(next_delay(1, source.poll_seconds, source.backoff_max_seconds))
             return None
+        self._last_result = outcome.result
         # An unchanged page (most polls) is routine: /healthz and /metrics tell it; the
         # log tells what changed or failed.
         level = logging.DEBUG if outcome.result == "not_modified" else logging.INFO
         log.log(
             level, "%s%s; next poll in %.0fs", self._named(), outcome.summary(), outcome.next_delay
         )
-        self._schedule(outcome.next_delay)
+        self.schedule(outcome.next_delay)
         if self.writes is not None and outcome.result == "not_modified":
             self.writes.soon()
         for listener in self.listeners:
@@ -266,6 +293,40 @@ class Poller:
             except Exception:
                 log.exception("a poll listener failed")
         return outcome
+
+    async def _poll(self) -> PollOutcome:
+        """While the page was unchanged last time, the source is asked on the event
+        loop whether it still is (feeds.recheck): a 304 then ends the poll there,
+        holding no thread. Anything else, or a first poll, goes through the fetcher
+        in a thread."""
+        answer = None
+        if self.recheck is not None and self._last_result == "not_modified":
+            started, tick = self.clock(), time.monotonic()
+            answer = await self._ask(self.recheck)
+            if answer is not None:
+                outcome = self.pipeline.unchanged(answer, started, tick)
+                if outcome is not None:
+                    return outcome
+        return await self._in_thread(
+            poll_and_queue,
+            self.pipeline,
+            self.bot_store,
+            self.follow_edits,
+            self.clock(),
+            False,
+            answer,
+        )
+
+    async def _ask(self, recheck: Recheck) -> Response | None:
+        pipeline = self.pipeline
+        validators = pipeline.known_validators
+        if validators is None or not isinstance(pipeline.fetcher, Fetcher):
+            return None
+        # A statement page in flight on the host: the fetcher's poll pre-empts it.
+        with pipeline.gate.poll_turn_if_free(pipeline.source_url) as free:
+            if not free:
+                return None
+            return await recheck.unchanged(pipeline.fetcher, pipeline.source_url, *validators)
 
     def _named(self) -> str:
         """The source's id before a log line, when there are several."""

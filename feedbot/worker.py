@@ -233,6 +233,11 @@ class Worker:
             self.stopping.set()
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=False)
+            # A poll asked on the event loop ends with its client (a poll in a thread
+            # ends with the stop event), then the pollers stop.
+            for recheck in {p.recheck for p in self.pollers.values() if p.recheck is not None}:
+                await recheck.close()
+            await asyncio.gather(*(poller.stop() for poller in self.pollers.values()))
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, timeout=10)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import email.utils
+import functools
 import ipaddress
 import logging
 import os
@@ -125,6 +126,7 @@ def _is_public(address: str) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and asked of the same few URLs every poll
 def origin(url: str) -> tuple[str, int] | None:
     """(host, port) of an http(s) URL, the port filled in from the scheme; else None."""
     parts = urlsplit(url)
@@ -354,31 +356,14 @@ class _EnvironmentOnce(requests.Session):
         adds nothing to it (no cookie in the jar, no proxy, no credentials) it goes
         straight to the adapter's connection pool: requests' own send and response
         were a third of an unchanged poll's fetch."""
-        env = self._environment(url)
-        parts = urlsplit(url)
-        adapter = self._adapters.get(parts.scheme)
-        if (
-            adapter is None
-            or self.cookies
-            or self.auth
-            or env.proxies
-            or env.netrc
-            or "@" in parts.netloc
-        ):
+        ready = self.plain(url, headers)
+        if ready is None:
             response = self.get(
                 url, headers=headers, stream=True, timeout=timeout, allow_redirects=False
             )
             raw: urllib3.BaseHTTPResponse = response.raw
             return raw
-        key = (url, tuple(headers.items()))
-        ready = self._prepared.get(key)
-        if ready is None:
-            if len(self._prepared) >= self.MAX_ORIGINS:
-                self._prepared.clear()
-            prepared = self.prepare_request(requests.Request("GET", url, headers=headers))
-            verify = env.verify(self.verify)
-            host, tls = adapter.build_connection_pool_key_attributes(prepared, verify, None)
-            ready = self._prepared[key] = _Prepared(prepared, host, tls)
+        adapter = ready.adapter
         prepared = ready.request
         # The pool is looked up each time: the pool manager may have let it go.
         pool = adapter.poolmanager.connection_from_host(**ready.host, pool_kwargs=ready.tls)
@@ -397,6 +382,31 @@ class _EnvironmentOnce(requests.Session):
             requests.cookies.extract_cookies_to_jar(self.cookies, prepared, raw)  # type: ignore[no-untyped-call]
         return raw
 
+    def plain(self, url: str, headers: dict[str, str]) -> _Prepared | None:
+        """The GET of ``url`` prepared, when requests adds nothing to it (no cookie in
+        the jar, no proxy, no credentials): what goes on the wire is then these
+        headers alone. None otherwise."""
+        if self.cookies or self.auth:  # a cookie may arrive with any response
+            return None
+        key = (url, tuple(headers.items()))
+        ready = self._prepared.get(key)  # only ever holds plain GETs
+        if ready is not None:
+            return ready
+        env = self._environment(url)
+        parts = urlsplit(url)
+        adapter = self._adapters.get(parts.scheme)
+        if adapter is None or env.proxies or env.netrc or "@" in parts.netloc:
+            return None
+        if len(self._prepared) >= self.MAX_ORIGINS:
+            self._prepared.clear()
+        prepared = self.prepare_request(requests.Request("GET", url, headers=headers))
+        verify = env.verify(self.verify)
+        host, tls = adapter.build_connection_pool_key_attributes(prepared, verify, None)
+        ready = self._prepared[key] = _Prepared(
+            prepared, dict(prepared.headers), adapter, host, tls, verify
+        )
+        return ready
+
     def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
         if not request.auth and not self.auth:
             user, password = requests.utils.get_auth_from_url(request.url)
@@ -410,8 +420,11 @@ class _Prepared:
     """A GET ready to send again: the request, and the key of its connection pool."""
 
     request: requests.PreparedRequest
+    headers: dict[str, str]  # the request's, as sent
+    adapter: _WatchedAdapter
     host: Any  # scheme, host, port (the stubs name a private type)
     tls: Any  # certificate checks
+    verify: bool | str  # check certificates (against this CA bundle, when a path)
 
 
 @dataclass(frozen=True)
@@ -494,6 +507,21 @@ class Fetcher:
         for address in self._resolve(host):
             if not _is_public(address):
                 raise AddressNotAllowed(f"{host} resolves to a non-public address ({address})")
+
+    def plain_get(
+        self, url: str, etag: str | None, last_modified: str | None
+    ) -> tuple[dict[str, str], bool | str] | None:
+        """The headers a GET of ``url`` with these validators sends, and how its
+        certificate is checked (False, True, or against a CA bundle at this path),
+        when nothing else goes with it (no cookie, proxy or credentials): another
+        HTTP client can then ask exactly what this one would. None otherwise, or
+        once the process is stopping."""
+        if self.cancel is not None and self.cancel.is_set():
+            return None
+        ready = self.session.plain(url, _validators(etag, last_modified))
+        if ready is None:
+            return None
+        return ready.headers, ready.verify
 
     def get(
         self,
@@ -578,11 +606,7 @@ class Fetcher:
         guard: _Guard,
     ) -> Response:
         s = self.settings
-        headers = {}
-        if etag:
-            headers["If-None-Match"] = etag
-        if last_modified:
-            headers["If-Modified-Since"] = last_modified
+        headers = _validators(etag, last_modified)
         checked = allowed_hosts is not None or source_url is not None
         seen: set[str] = set()
         for _hop in range(s.max_redirects + 1):
@@ -661,6 +685,16 @@ class Fetcher:
             last_modified=response.headers.get("Last-Modified"),
             elapsed=guard.seconds - guard.remaining(),
         )
+
+
+def _validators(etag: str | None, last_modified: str | None) -> dict[str, str]:
+    """The headers of a conditional GET."""
+    headers = {}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    return headers
 
 
 def _check(url: str, guard: _Guard) -> None:

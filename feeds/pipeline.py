@@ -43,7 +43,7 @@ from feeds.errors import (
     SuspiciousPage,
     error_label,
 )
-from feeds.fetch import Fetcher
+from feeds.fetch import Fetcher, Response
 from feeds.fetch_factory import AnyFetcher
 from feeds.model import Changes, Page, PollRecord, Statement
 from feeds.parse import parse_article, parse_page
@@ -225,24 +225,35 @@ class Pipeline:
             return parse_feed(body, base, content_type)
         return parse_page(body, base, self.source.profile, content_type)
 
+    @property
+    def known_validators(self) -> tuple[str | None, str | None] | None:
+        """The validators the next poll sends, when known without the database (after
+        this pipeline's first poll)."""
+        return self._validators
+
     def poll(
         self,
         now: dt.datetime | None = None,
         on_stored: ChangesHook | None = None,
         accept_retitles: bool = False,
+        answer: Response | None = None,
     ) -> PollOutcome:
         """One poll cycle. ``on_stored`` runs inside the transaction that stores the
         page's changes (the process queues Telegram deliveries there).
         ``accept_retitles``: store a page that retitles most statements (the operator
-        checked it) instead of holding it as suspicious."""
+        checked it) instead of holding it as suspicious. ``answer``: the source's
+        ``304`` to the known validators, already asked for (``feeds.recheck``)."""
         started = now or self.clock()
         tick = time.monotonic()
         etag, last_modified = self._validators or self._stored_validators()
         try:
-            with self.gate.turn(self.source_url, poll=True):
-                response = self.fetcher.get(
-                    self.source_url, etag, last_modified, source_url=self.source_url
-                )
+            if answer is not None:
+                response = answer
+            else:
+                with self.gate.turn(self.source_url, poll=True):
+                    response = self.fetcher.get(
+                        self.source_url, etag, last_modified, source_url=self.source_url
+                    )
             metrics.FETCH_SECONDS.observe(response.elapsed)
             page = None
             if not response.not_modified:
@@ -261,36 +272,57 @@ class Pipeline:
         except SourceError as exc:
             return self._failed(exc, started, tick)
 
+        if page is None:
+            unchanged = self._unchanged(response, started, tick)
+            if unchanged is not None:
+                return unchanged
+            # A 304 answers the validators sent: they stay (or the new ones).
+            etag, last_modified = etag or response.etag, last_modified or response.last_modified
+        else:
+            etag, last_modified = response.etag, response.last_modified
         outcome = PollOutcome(result="not_modified" if page is None else "ok", page=page)
         # "Last success": the page fetched and stored.
         succeeded = max(started, self.clock())
         publishing = self._published_day != london_today(started)
-        if page is None:  # a 304 answers the validators sent: they stay (or the new ones)
-            etag, last_modified = etag or response.etag, last_modified or response.last_modified
-        else:
-            etag, last_modified = response.etag, response.last_modified
-        if page is None and not publishing:
-            # Unchanged (most polls): the state and record wait to be written with
-            # others (feeds.pending).
-            self.store.note_unchanged(
-                self.source_url,
-                etag,
-                last_modified,
-                succeeded,
-                self._poll_record(outcome, started, tick),
-            )
-            self._count(outcome)
-            self._validators = (etag, last_modified)
-        else:
-            self._store_page(
-                outcome,
-                (etag, last_modified),
-                started,
-                succeeded,
-                tick,
-                on_stored,
-                publishing,
-            )
+        self._store_page(
+            outcome, (etag, last_modified), started, succeeded, tick, on_stored, publishing
+        )
+        return self._next(outcome)
+
+    def unchanged(
+        self, response: Response, started: dt.datetime, tick: float
+    ) -> PollOutcome | None:
+        """The end of a poll started at ``started`` (``tick`` on the monotonic clock)
+        that the source answered ``304`` to the known validators, with nothing
+        written yet: the state and record wait in memory (feeds.pending) to be
+        written with others, so this is safe on the event loop. None when the poll
+        must write (the first of a London day publishes: the counters' day moved on),
+        or the validators are not known yet: ``poll(answer=response)`` ends it then."""
+        unchanged = self._unchanged(response, started, tick)
+        if unchanged is not None:
+            metrics.FETCH_SECONDS.observe(response.elapsed)
+        return unchanged
+
+    def _unchanged(
+        self, response: Response, started: dt.datetime, tick: float
+    ) -> PollOutcome | None:
+        if self._validators is None or self._published_day != london_today(started):
+            return None
+        etag, last_modified = self._validators
+        etag, last_modified = etag or response.etag, last_modified or response.last_modified
+        outcome = PollOutcome(result="not_modified")
+        self.store.note_unchanged(
+            self.source_url,
+            etag,
+            last_modified,
+            max(started, self.clock()),
+            self._poll_record(outcome, started, tick),
+        )
+        self._count(outcome)
+        self._validators = (etag, last_modified)
+        return self._next(outcome)
+
+    def _next(self, outcome: PollOutcome) -> PollOutcome:
         outcome.next_delay = next_delay(
             0, self.source.poll_seconds, self.source.backoff_max_seconds
         )

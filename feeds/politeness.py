@@ -10,6 +10,7 @@ of a second, and the page is tried again after its back-off).
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and asked of the same few URLs every poll
 def host_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
 
@@ -78,6 +80,29 @@ class HostGate:
             with self._cond:
                 host.busy = False
                 host.cancel = None
+                host.free_at = self.clock() + self.spacing
+                self._cond.notify_all()
+
+    @contextmanager
+    def poll_turn_if_free(self, url: str) -> Iterator[bool]:
+        """Hold ``url``'s host for a poll if nothing is using it: yields True, else
+        False at once, holding nothing. For a caller that must not block (the event
+        loop); one that can wait takes ``turn``, which pre-empts a statement page."""
+        host = self._hosts.setdefault(host_of(url), _Host())
+        with self._cond:
+            if host.busy:
+                free = False
+            else:
+                free = host.busy = True
+                host.cancel = None
+        if not free:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            with self._cond:
+                host.busy = False
                 host.free_at = self.clock() + self.spacing
                 self._cond.notify_all()
 
