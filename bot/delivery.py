@@ -122,9 +122,8 @@ class Sender:
 
     async def dispatch_due(self) -> int:
         """Start delivering what is due now; returns how many items were started."""
-        due = await asyncio.to_thread(
-            self.bot_store.next_due, self.clock(), 256, sorted(self._busy_chats)
-        )
+        busy = set(self._busy_chats)
+        due = await asyncio.to_thread(self.bot_store.next_due, self.clock(), 256, sorted(busy))
         started = 0
         for item in due:
             if item.chat_id in self._busy_chats:
@@ -135,6 +134,10 @@ class Sender:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             started += 1
+        if not started and not busy <= self._busy_chats:
+            # A chat's delivery ended while the query ran, and the query left out
+            # its next items: ask again rather than report nothing due.
+            return 1
         if not started and self._tasks:
             # Everything due is for chats in flight: wait for one of them to finish,
             # or for news (a slow chat must not hold up newly queued messages).
