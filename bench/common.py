@@ -408,10 +408,13 @@ def subscribe_private_chats(
     chosen = follows_by_chat or {r["chat_id"]: ("",) for r in rows}
     with engine.begin() as conn:
         conn.execute(subscribers.insert(), rows)
-        conn.execute(
-            follows.insert(),
-            [{"chat_id": c, "source": key} for c, keys in chosen.items() for key in keys],
-        )
+        # A baseline tree from before several sources has no follows: each subscriber
+        # receives everything there.
+        if sa.inspect(conn).has_table("follows"):
+            conn.execute(
+                follows.insert(),
+                [{"chat_id": c, "source": key} for c, keys in chosen.items() for key in keys],
+            )
 
 
 def outbox_counts(engine: sa.Engine) -> dict[str, int]:
