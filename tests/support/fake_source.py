@@ -17,6 +17,7 @@ import hashlib
 import http
 import random
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -185,9 +186,12 @@ def _page(status: int) -> bytes:
 class FakeSource:
     """Threaded HTTP server on 127.0.0.1:<free port>; starts on construction."""
 
-    def __init__(self, root: Path | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, root: Path | None = None, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None
+    ) -> None:
         """``host``: another loopback address (127.0.0.2, …) makes another host name
-        on the same machine, for tests of several hosts."""
+        on the same machine, for tests of several hosts. ``tls``: a server context
+        (its certificate loaded) makes this an HTTPS server."""
         self.root = (root or DEFAULT_ROOT).resolve()
         # Off → always 200 without ETag/Last-Modified, like a server that ignores caching.
         self.conditional = True
@@ -196,7 +200,14 @@ class FakeSource:
         self._clock = 0
         self._server = _Server((host, 0), _Handler)
         self._server.source = self
-        self.url = f"http://{host}:{self._server.server_address[1]}"
+        scheme = "http"
+        if tls is not None:
+            # The handshake happens in the handler's thread, on its first read.
+            self._server.socket = tls.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
+            scheme = "https"
+        self.url = f"{scheme}://{host}:{self._server.server_address[1]}"
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -345,7 +356,9 @@ class _Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients hanging up (timeouts under test, or close() kicking them) are expected.
         exc = sys.exc_info()[1]
-        if isinstance(exc, ConnectionError | TimeoutError) or self.source._stopped.is_set():
+        # A client that refuses the certificate (ssl.SSLError) hangs up, too.
+        hung_up = isinstance(exc, ConnectionError | TimeoutError | ssl.SSLError)
+        if hung_up or self.source._stopped.is_set():
             return
         super().handle_error(request, client_address)
 
