@@ -89,7 +89,9 @@ class Recheck:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS),
+                # No cap of its own on connections at once (aiohttp's is 100): HostTurns
+                # lets each host have one poll at a time, so there is one per host.
+                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_SECONDS),
                 # Cookies are the fetcher's: with any in its jar, nothing is asked here.
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,  # a 304 has no body; nothing else is read
