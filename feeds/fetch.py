@@ -428,6 +428,15 @@ class _Prepared:
 
 
 @dataclass(frozen=True)
+class PlainGet:
+    """A GET as the fetcher sends it: nothing else goes with it."""
+
+    url: str  # as requests quotes it
+    headers: dict[str, str]  # all of them, as sent
+    verify: bool | str  # check the certificate (against this CA bundle, when a path)
+
+
+@dataclass(frozen=True)
 class _Environment:
     proxies: dict[str, str]
     ca_bundle: str | None
@@ -508,20 +517,17 @@ class Fetcher:
             if not _is_public(address):
                 raise AddressNotAllowed(f"{host} resolves to a non-public address ({address})")
 
-    def plain_get(
-        self, url: str, etag: str | None, last_modified: str | None
-    ) -> tuple[dict[str, str], bool | str] | None:
-        """The headers a GET of ``url`` with these validators sends, and how its
-        certificate is checked (False, True, or against a CA bundle at this path),
-        when nothing else goes with it (no cookie, proxy or credentials): another
-        HTTP client can then ask exactly what this one would. None otherwise, or
-        once the process is stopping."""
+    def plain_get(self, url: str, etag: str | None, last_modified: str | None) -> PlainGet | None:
+        """The GET of ``url`` with these validators as this fetcher sends it, when
+        nothing else goes with it (no cookie, proxy or credentials): another HTTP
+        client can then ask exactly what this one would. None otherwise, or once
+        the process is stopping."""
         if self.cancel is not None and self.cancel.is_set():
             return None
         ready = self.session.plain(url, _validators(etag, last_modified))
         if ready is None:
             return None
-        return ready.headers, ready.verify
+        return PlainGet(str(ready.request.url), ready.headers, ready.verify)
 
     def get(
         self,

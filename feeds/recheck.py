@@ -27,6 +27,7 @@ import time
 
 import aiohttp
 import requests.utils
+import yarl
 
 from feeds.config import FetchSettings
 from feeds.fetch import Fetcher, Response
@@ -56,16 +57,17 @@ class Recheck:
         plain = fetcher.plain_get(url, etag, last_modified)
         if plain is None:
             return None
-        headers, verify = plain
         s = self.settings
         started = time.monotonic()
         try:
             async with asyncio.timeout(s.deadline):
                 async with self._client().get(
-                    url,
-                    headers=headers,
+                    # The target byte for byte as requests quotes it (aiohttp's own
+                    # quoting differs: a space, brackets in a query).
+                    yarl.URL(plain.url, encoded=True),
+                    headers=plain.headers,
                     allow_redirects=False,
-                    ssl=self._ssl(verify) if url[:6].lower() == "https:" else True,
+                    ssl=self._ssl(plain.verify) if url[:6].lower() == "https:" else True,
                     timeout=aiohttp.ClientTimeout(
                         sock_connect=s.connect_timeout, sock_read=s.read_timeout
                     ),

@@ -124,3 +124,20 @@ async def test_nothing_is_asked_once_the_process_is_stopping(
         assert len(source.requests) == before
     finally:
         fetcher.close()
+
+
+async def test_the_request_target_is_the_fetchers_byte_for_byte(
+    pipeline: Pipeline, recheck: Recheck, source: FakeSource
+) -> None:
+    """A source URL with a space and brackets in its query (a search feed's, say):
+    aiohttp would quote it its own way; the source must see one URL, not two."""
+    assert isinstance(pipeline.fetcher, Fetcher)
+    url = source.url + "/?organisations[]=fcdo&q=press release"
+    # Served where requests asks for it (aiohttp alone would ask for "q=press+release").
+    source.set_body("/?organisations%5B%5D=fcdo&q=press%20release", "<p>a search page</p>")
+    etag = pipeline.fetcher.get(url).etag
+    assert pipeline.fetcher.get(url, etag=etag).status == 304
+    answer = await recheck.unchanged(pipeline.fetcher, url, etag, None)
+    assert answer is not None and answer.status == 304
+    by_fetcher, by_recheck = [r.path for r in source.requests][-2:]
+    assert by_recheck == by_fetcher
