@@ -299,22 +299,17 @@ class Poller:
         loop whether it still is (feeds.recheck): a 304 then ends the poll there,
         holding no thread. Anything else, or a first poll, goes through the fetcher
         in a thread."""
+        started, tick = self.clock(), time.monotonic()
         answer = None
         if self.recheck is not None and self._last_result == "not_modified":
-            started, tick = self.clock(), time.monotonic()
             answer = await self._ask(self.recheck)
             if answer is not None:
                 outcome = self.pipeline.unchanged(answer, started, tick)
                 if outcome is not None:
                     return outcome
+        poll = functools.partial(poll_and_queue, answer=answer)
         return await self._in_thread(
-            poll_and_queue,
-            self.pipeline,
-            self.bot_store,
-            self.follow_edits,
-            self.clock(),
-            False,
-            answer,
+            poll, self.pipeline, self.bot_store, self.follow_edits, started
         )
 
     async def _ask(self, recheck: Recheck) -> Response | None:

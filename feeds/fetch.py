@@ -524,7 +524,7 @@ class Fetcher:
         the process is stopping."""
         if self.cancel is not None and self.cancel.is_set():
             return None
-        ready = self.session.plain(url, _validators(etag, last_modified))
+        ready = self.session.plain(url, _conditional_headers(etag, last_modified))
         if ready is None:
             return None
         return PlainGet(str(ready.request.url), ready.headers, ready.verify)
@@ -612,7 +612,7 @@ class Fetcher:
         guard: _Guard,
     ) -> Response:
         s = self.settings
-        headers = _validators(etag, last_modified)
+        headers = _conditional_headers(etag, last_modified)
         checked = allowed_hosts is not None or source_url is not None
         seen: set[str] = set()
         for _hop in range(s.max_redirects + 1):
@@ -693,7 +693,7 @@ class Fetcher:
         )
 
 
-def _validators(etag: str | None, last_modified: str | None) -> dict[str, str]:
+def _conditional_headers(etag: str | None, last_modified: str | None) -> dict[str, str]:
     """The headers of a conditional GET."""
     headers = {}
     if etag:

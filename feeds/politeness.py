@@ -77,11 +77,7 @@ class HostGate:
             yield cancel
         finally:
             cancel.set()  # ends the stop watcher; the request is over anyway
-            with self._cond:
-                host.busy = False
-                host.cancel = None
-                host.free_at = self.clock() + self.spacing
-                self._cond.notify_all()
+            self._release(host)
 
     @contextmanager
     def poll_turn_if_free(self, url: str) -> Iterator[bool]:
@@ -101,10 +97,15 @@ class HostGate:
         try:
             yield True
         finally:
-            with self._cond:
-                host.busy = False
-                host.free_at = self.clock() + self.spacing
-                self._cond.notify_all()
+            self._release(host)
+
+    def _release(self, host: _Host) -> None:
+        """The request is over: the host is free from ``spacing`` seconds on."""
+        with self._cond:
+            host.busy = False
+            host.cancel = None
+            host.free_at = self.clock() + self.spacing
+            self._cond.notify_all()
 
 
 def _forward(stop: threading.Event, cancel: threading.Event) -> None:

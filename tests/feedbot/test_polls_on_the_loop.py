@@ -16,6 +16,7 @@ from feedbot.poller import Poller
 from feedbot.service import ROLES, run_service
 from feedbot.settings import load_settings
 from feeds.clock import utcnow
+from feeds.fetch import Fetcher
 from feeds.recheck import Recheck
 from feeds.store import Store
 from tests.support.fake_source import FakeSource
@@ -38,6 +39,15 @@ def page_fetches(harness: Harness) -> int:
     return harness.source.count("/")
 
 
+def fetcher_requests(harness: Harness) -> int:
+    """Requests the pipeline's fetcher (requests, urllib3's pools) has sent."""
+    fetcher = harness.ctx.pipeline.fetcher
+    assert isinstance(fetcher, Fetcher)
+    pools = fetcher.session.get_adapter("http://").poolmanager.pools  # type: ignore[attr-defined]
+    # urllib3 refuses to iterate its pool container itself; keys() is a copy.
+    return sum(pools[key].num_requests for key in pools.keys())  # noqa: SIM118
+
+
 async def test_the_first_poll_of_a_london_day_still_republishes(
     harness: Harness, poller: Poller
 ) -> None:
@@ -48,11 +58,12 @@ async def test_the_first_poll_of_a_london_day_still_republishes(
         outcome = await poller.poll_once()
         assert outcome is not None and outcome.result == "not_modified"
     harness.clock.advance(24 * 3600)  # tomorrow
-    before = page_fetches(harness)
+    before, by_fetcher = page_fetches(harness), fetcher_requests(harness)
     outcome = await poller.poll_once()
     assert outcome is not None and outcome.result == "not_modified"
     assert "counters.atom" in outcome.feeds_written
     assert page_fetches(harness) == before + 1
+    assert fetcher_requests(harness) == by_fetcher  # the one request was the loop's
     # The next one that day writes nothing more.
     outcome = await poller.poll_once()
     assert outcome is not None and outcome.feeds_written == []
@@ -69,6 +80,9 @@ async def test_a_poll_under_way_ends_with_the_pollers_stop(
     await poller.stop(grace=0.5)
     assert asyncio.get_running_loop().time() - started < 2
     harness.source.clear()
+    stopped_at = page_fetches(harness)
+    await asyncio.sleep(1.5)  # poll_seconds = 1: no poll follows a stop
+    assert page_fetches(harness) == stopped_at
 
 
 async def test_unchanged_polls_cost_the_source_one_request_each(running: Running) -> None:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 import requests
 
-from feeds.fetch import Fetcher
+from feeds.fetch import Fetcher, Response
 from feeds.pipeline import Pipeline
 from feeds.recheck import Recheck
 from tests.support.fake_source import FakeSource
@@ -26,7 +26,7 @@ async def recheck(pipeline: Pipeline) -> AsyncIterator[Recheck]:
     await asking.close()
 
 
-async def ask(recheck: Recheck, pipeline: Pipeline) -> object:
+async def ask(recheck: Recheck, pipeline: Pipeline) -> Response | None:
     assert isinstance(pipeline.fetcher, Fetcher) and pipeline.known_validators is not None
     return await recheck.unchanged(
         pipeline.fetcher, pipeline.source_url, *pipeline.known_validators
@@ -43,7 +43,7 @@ async def test_the_source_sees_the_fetchers_own_request_and_answers_304(
     await asyncio.to_thread(pipeline.poll)
     assert (await asyncio.to_thread(pipeline.poll)).result == "not_modified"
     answer = await ask(recheck, pipeline)
-    assert answer is not None and getattr(answer, "status", None) == 304
+    assert answer is not None and answer.status == 304
     by_fetcher, by_recheck = page_requests(source)[-2:]
     # The same question, header for header: User-Agent, Accept, Accept-Encoding,
     # the validators (a server that varies its ETag by encoding sees no difference).
