@@ -20,18 +20,11 @@ from bot.ratelimit import (
     Pacer,
     SendWindow,
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clocks import ManualClock
 
 
 def test_pacer_spaces_evenly_under_the_limit() -> None:
-    clock = Clock()
+    clock = ManualClock()
     pacer = Pacer(30 * MARGIN, clock)
     starts = []
     for _ in range(90):
@@ -43,7 +36,7 @@ def test_pacer_spaces_evenly_under_the_limit() -> None:
 
 
 def test_chat_pacer_keeps_private_chats_a_second_apart_and_groups_three() -> None:
-    clock = Clock()
+    clock = ManualClock()
     chats = ChatPacer(clock)
     assert chats.reserve(5) == 0 and chats.reserve(-7) == 0
     assert chats.reserve(5) >= 1.0 and chats.reserve(-7) >= 3.0
@@ -63,7 +56,7 @@ def test_telegram_never_handles_more_than_the_limit_in_a_second(
 ) -> None:
     """Requests leave after arbitrary stalls, are handled after an arbitrary delay on
     their way and answered after another: at most 30 are handled in any second."""
-    clock = Clock()
+    clock = ManualClock()
     window = SendWindow(30, 1 / MARGIN, clock)
     on_their_way: list[tuple[float, Flight]] = []  # (answer time, flight)
     handled = []

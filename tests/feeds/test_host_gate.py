@@ -7,18 +7,11 @@ from __future__ import annotations
 import threading
 
 from feeds.politeness import HostGate
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clocks import ManualClock
 
 
 def test_a_free_host_is_taken_and_a_busy_one_refused_at_once() -> None:
-    gate = HostGate(spacing=1.0, clock=Clock())
+    gate = HostGate(spacing=1.0, clock=ManualClock())
     with gate.poll_turn_if_free("http://a.example/") as free:
         assert free
         # Another caller finds the host busy, another host is free.
@@ -51,7 +44,7 @@ def test_a_statement_page_in_flight_holds_the_host() -> None:
 
 
 def test_after_the_loops_poll_a_statement_page_waits_the_spacing() -> None:
-    clock = Clock()
+    clock = ManualClock()
     gate = HostGate(spacing=2.0, clock=clock)
     with gate.poll_turn_if_free("http://a.example/") as free:
         assert free
